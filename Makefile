@@ -1,0 +1,30 @@
+# Two commands set everything up on a fresh machine: `make verify-all` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REPORTS ?= reports
+JOBS ?= 2
+
+.PHONY: install test verify-all readme clean
+
+install: $(STAMP)
+
+# torch from PyPI is the CUDA build; it runs on CPU-only machines (see README, "Installation").
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -n $(JOBS) -q
+
+verify-all: install
+	$(BIN)/netexport verify --all --report $(REPORTS)
+
+readme: install
+	$(BIN)/python -m netexport.docs README.md
+
+clean:
+	rm -rf $(VENV) $(REPORTS) build dist *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""Runtimes that execute an exported artifact. Each runner is open → infer → close (a context manager)."""

@@ -1,0 +1,43 @@
+"""ONNX Runtime on CPU: the reference runtime for every ONNX artifact."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import BackendUnavailable
+
+
+class OnnxRuntimeRunner:
+    """Runs a serialized ONNX model (bytes or path) with the CPU execution provider."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: bytes | str, threads: int | None = None):
+        self._model = model
+        self._threads = threads
+        self._session = None
+
+    def __enter__(self) -> "OnnxRuntimeRunner":
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailable(f"onnxruntime is not importable ({exc}); pip install onnxruntime") from None
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if self._threads:
+            options.intra_op_num_threads = self._threads
+        self._session = ort.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._session = None
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self._session.get_outputs()]
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self._session.run(None, dict(feed))
+        return dict(zip(self.output_names, outputs))

@@ -1,0 +1,273 @@
+"""The `netexport` command line. Errors become one line and the exit code of errors.py (DESIGN.md §3).
+
+Every command takes --json: the machine-readable result goes to stdout, progress and logs to stderr.
+Heavy imports (torch, onnx) happen inside the commands so `netexport --help` starts instantly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_VERIFICATION_FAILED, InputError, NetexportError
+
+
+class NetexportClickError(click.ClickException):
+    """A NetexportError shown Click's way: `Error: <message>` on stderr, its own exit code."""
+
+    def __init__(self, error: NetexportError):
+        super().__init__(error.message)
+        self.exit_code = error.exit_code
+
+
+def handle_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except NetexportError as exc:
+            raise NetexportClickError(exc) from None
+
+    return wrapper
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _parse_size(ctx, param, value):
+    if value is None:
+        return None
+    from .pipeline.export import parse_size
+
+    try:
+        return parse_size(value)
+    except InputError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
+class OneLineErrorGroup(click.Group):
+    """Click prints usage errors as usage + hint + error; netexport prints one line for every error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netexport")
+def main():
+    """Export PyTorch CNNs to ONNX and TensorRT, verified against PyTorch."""
+
+
+@main.command("list")
+@click.option("--task", help="Only models of this task (e.g. classification).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+@handle_errors
+def list_cmd(task, as_json):
+    """List the zoo: name, task, parameters, canonical input shape."""
+    from .recipes import TASKS, get_recipe, recipe_names
+
+    if task is not None and task not in TASKS:
+        raise InputError(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
+    rows = []
+    for name in recipe_names(task):
+        recipe = get_recipe(name)
+        rows.append(
+            {
+                "name": name,
+                "task": recipe.task,
+                "params": recipe.reference.params,
+                "input_shape": {s.name: list(s.shape) for s in recipe.inputs},
+            }
+        )
+    if as_json:
+        _emit_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None)
+    for column in ("model", "task", "params", "input"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for row in rows:
+        shape = " ".join("x".join(map(str, s)) for s in row["input_shape"].values())
+        table.add_row(row["name"], row["task"], f"{row['params'] / 1e6:.2f}M", shape)
+    Console().print(table)
+
+
+@main.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+@handle_errors
+def info_cmd(name, as_json):
+    """Reference, parameters, GFLOPs, inputs/outputs and a layer summary of one model."""
+    from .info import model_info
+
+    info = model_info(name)
+    if as_json:
+        _emit_json(info)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    ref = info["reference"]
+    console.print(f"[bold]{info['name']}[/bold] ({info['task']}, recipe {info['recipe']})")
+    console.print(f"paper:           {ref['paper']}")
+    console.print(f"implementation:  {ref['implementation']}")
+    console.print(f"parameters:      {info['params']:,} (reference {ref['params']:,})")
+    console.print(f"GMACs / GFLOPs:  {info['gmacs']:.3f} / {info['gflops']:.3f} at {info['flops_input']}")
+    for spec in info["inputs"]:
+        console.print(f"input  {spec['name']}: {spec['shape']} (min {spec['min_shape']})")
+    for out in info["outputs"]:
+        console.print(f"output {out['name']}: {out['shape']}")
+    table = Table(title="layers", box=None)
+    for column in ("layer", "type", "params", "output"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for layer in info["layers"]:
+        table.add_row(layer["name"], layer["type"], f"{layer['params']:,}", str(layer["output_shape"]))
+    console.print(table)
+
+
+@main.command("onnx")
+@click.argument("name")
+@click.option("--opset", type=int, help="ONNX opset (13 to the newest the exporters support).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default NAME.onnx).")
+@click.option("--weights", type=click.Path(path_type=Path), help="State dict or checkpoint to load.")
+@click.option("--batch", type=int, help="Batch size of the exported graph (default 1).")
+@click.option("--dynamic-batch", is_flag=True, help="Export a dynamic batch axis (range from the recipe).")
+@click.option("--input-size", callback=_parse_size, help="Spatial input size HxW (default: the recipe's).")
+@click.option("--no-simplify", is_flag=True, help="Skip graph simplification.")
+@click.option("--simplifier", type=click.Choice(["onnxsim", "onnxslim"]), default="onnxsim", show_default=True)
+@click.option("--exporter", type=click.Choice(["auto", "torchscript", "dynamo"]), default=None,
+              help="torch.onnx exporter (default: the recipe's, auto = by opset).")
+@click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
+@handle_errors
+def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_simplify, simplifier,
+             exporter, no_verify, as_json):
+    """Export NAME to ONNX, simplify it and verify it against PyTorch with ONNX Runtime."""
+    from .pipeline.to_onnx import OnnxRequest, run_onnx
+
+    console = _stderr_console()
+
+    def progress(stage, seconds, detail):
+        console.print(f"[green]✓[/green] {stage:<9} {seconds:6.2f}s  {detail}")
+
+    request = OnnxRequest(
+        model=name, output=output, opset=opset, weights=weights, batch=batch, dynamic_batch=dynamic_batch,
+        input_size=input_size, simplify=not no_simplify, simplifier=simplifier, verify=not no_verify,
+        exporter=exporter,
+    )
+    result = run_onnx(request, progress=progress)
+    if as_json:
+        _emit_json(result.to_dict())
+    _report_verification(console, result)
+    if result.verified and not result.passed:
+        sys.exit(EXIT_VERIFICATION_FAILED)
+
+
+@main.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_models", is_flag=True, help="Every model in the zoo.")
+@click.option("--task", help="Every model of this task.")
+@click.option("--reduced-size", is_flag=True, help="Use the recipes' reduced test sizes (quick check).")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write report.json and report.md here.")
+@click.option("--json", "as_json", is_flag=True, help="Print every cell as JSON to stdout.")
+@handle_errors
+def verify_cmd(names, all_models, task, reduced_size, report_dir, as_json):
+    """Export and verify models (fp32, ONNX Runtime); exit 1 if any cell fails."""
+    import time
+
+    from .gate import run_matrix
+    from .recipes import TASKS, recipe_names
+    from .report import cell_label, write_reports
+
+    if task is not None and task not in TASKS:
+        raise InputError(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
+    if all_models and names:
+        raise InputError("give model names or --all, not both")
+    known = recipe_names()
+    if all_models or (task and not names):
+        selected = recipe_names(task)
+    else:
+        from .zoo.registry import unknown_name_message
+
+        for name in names:
+            if name not in known:
+                raise InputError(unknown_name_message(name, known))
+        selected = [n for n in dict.fromkeys(names) if task is None or n in recipe_names(task)]
+    if not selected:
+        raise InputError("no models selected: name some, or use --all / --task")
+    if report_dir is not None:
+        from . import atomic
+
+        atomic.ensure_writable(report_dir / "report.json")
+
+    console = _stderr_console()
+    start = time.perf_counter()
+
+    def on_cell(cell, done, total):
+        colour = {"pass": "green", "xfail": "yellow"}.get(cell["status"], "red")
+        failures = "; ".join(cell.get("failures", []))
+        console.print(
+            f"[{done}/{total}] {cell['model']:<22} {cell['precision']}/{cell['backend']:<12} "
+            f"[{colour}]{cell_label(cell)}[/{colour}] {cell['seconds']:.1f}s {failures}"
+        )
+
+    cells = run_matrix(selected, reduced_size=reduced_size, on_cell=on_cell)
+    failed = [c for c in cells if c["status"] in ("fail", "error")]
+    meta = {"models": len(selected), "seconds": round(time.perf_counter() - start, 1),
+            "reduced_size": reduced_size, "passed": not failed}
+    if report_dir is not None:
+        for path in write_reports(report_dir, cells, meta):
+            console.print(f"wrote {path}")
+    if as_json:
+        _emit_json({"meta": meta, "cells": cells})
+    counts = {s: sum(c["status"] == s for c in cells) for s in ("pass", "xfail", "fail", "error")}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" in {meta['seconds']}s")
+    if failed:
+        sys.exit(EXIT_VERIFICATION_FAILED)
+
+
+def _report_verification(console, result) -> None:
+    for v in result.verifications:
+        for o in v.outputs:
+            status = "[green]pass[/green]" if o.passed else "[red]FAIL[/red]"
+            limit = ", ".join(f"{k} {val:.3g}" for k, val in o.tolerance.items())
+            console.print(
+                f"  {status} {o.name} {list(o.shape)}: max |Δ| {o.max_abs_err:.3g}, cosine {o.cosine:.7f} ({limit})"
+            )
+        if v.task is not None:
+            status = "[green]pass[/green]" if v.task.passed else "[red]FAIL[/red]"
+            console.print(f"  {status} {v.task.name}: {v.task.detail}")
+    if result.verified and not result.passed:
+        console.print(f"[red]parity FAILED[/red] for {result.model}; {'; '.join(result.failures())}")
+        console.print("nothing written (rerun with --no-verify to write the unverified artifact)")
+    elif not result.verified:
+        console.print("[yellow]not verified[/yellow] (--no-verify)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

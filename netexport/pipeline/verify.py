@@ -1,0 +1,192 @@
+"""Verify stage: compare a runner's outputs with the PyTorch reference under DESIGN.md §4.
+
+Pure numpy: the reference outputs and the candidate outputs come in as dicts per sample, so the
+comparison logic is tested on its own with fake runners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import RecipeError
+from ..recipes import Recipe, Tolerance
+
+Outputs = Mapping[str, np.ndarray]
+
+
+@dataclass
+class OutputCheck:
+    name: str
+    shape: tuple[int, ...]
+    max_abs_err: float
+    max_abs_ref: float
+    cosine: float
+    tolerance: dict  # the limits applied: atol (already scaled), rtol, cosine
+    error_ratio: float  # worst |Δ| / allowed (fp32) or (1 - cos) / (1 - limit): ≤ 1 passes
+    passed: bool
+    problem: str | None = None
+
+
+@dataclass
+class TaskCheck:
+    name: str
+    passed: bool
+    value: float
+    detail: str
+
+
+@dataclass
+class Verification:
+    precision: str
+    backend: str
+    samples: int
+    outputs: list[OutputCheck] = field(default_factory=list)
+    task: TaskCheck | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs) and (self.task is None or self.task.passed)
+
+    def failures(self) -> list[str]:
+        lines = []
+        for o in self.outputs:
+            if o.passed:
+                continue
+            if o.problem:
+                lines.append(f"{o.name}: {o.problem}")
+            else:
+                lines.append(f"{o.name}: {_describe(o)}")
+        if self.task is not None and not self.task.passed:
+            lines.append(f"task check {self.task.name}: {self.task.detail}")
+        return lines
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+
+def _describe(o: OutputCheck) -> str:
+    if "atol" in o.tolerance:
+        return (
+            f"max |Δ| {o.max_abs_err:.3g} (max |ref| {o.max_abs_ref:.3g}), "
+            f"{o.error_ratio:.2f}x the allowed atol {o.tolerance['atol']:.3g} + rtol {o.tolerance['rtol']:.3g}·|ref|"
+        )
+    return f"cosine {o.cosine:.6f} < {o.tolerance['cosine']} (max |Δ| {o.max_abs_err:.3g})"
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = a.astype(np.float64).ravel()
+    b = b.astype(np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 and nb == 0:
+        return 1.0
+    if na == 0 or nb == 0:
+        return 0.0
+    return float(np.dot(a, b) / (na * nb))
+
+
+def check_output(name: str, ref: np.ndarray, got: np.ndarray | None, tol: Tolerance) -> OutputCheck:
+    if got is None:
+        return OutputCheck(name, tuple(ref.shape), np.inf, 0.0, 0.0, {}, np.inf, False, "missing from the artifact's outputs")
+    if tuple(got.shape) != tuple(ref.shape):
+        return OutputCheck(
+            name, tuple(ref.shape), np.inf, 0.0, 0.0, {}, np.inf, False,
+            f"shape {tuple(got.shape)} differs from PyTorch's {tuple(ref.shape)}",
+        )
+    ref64 = ref.astype(np.float64)
+    got64 = got.astype(np.float64)
+    if not np.all(np.isfinite(got64)):
+        return OutputCheck(name, tuple(ref.shape), np.inf, 0.0, 0.0, {}, np.inf, False, "non-finite values (NaN/Inf)")
+    diff = np.abs(got64 - ref64)
+    max_abs_ref = float(np.abs(ref64).max()) if ref64.size else 0.0
+    max_abs_err = float(diff.max()) if diff.size else 0.0
+    cos = cosine(ref64, got64)
+    if tol.atol is not None:
+        atol = tol.atol * max(1.0, max_abs_ref)
+        rtol = tol.rtol or 0.0
+        allowed = atol + rtol * np.abs(ref64)
+        ratio = float((diff / allowed).max()) if diff.size else 0.0
+        limits = {"atol": atol, "rtol": rtol}
+        passed = ratio <= 1.0
+    else:
+        limit = tol.cosine
+        ratio = (1 - cos) / max(1 - limit, 1e-12)
+        limits = {"cosine": limit}
+        passed = cos >= limit
+    return OutputCheck(name, tuple(ref.shape), max_abs_err, max_abs_ref, cos, limits, ratio, passed)
+
+
+def _worst(checks: Sequence[OutputCheck]) -> OutputCheck:
+    """Fold one output's checks over several samples into the worst case."""
+    failed = [c for c in checks if c.problem]
+    if failed:
+        return failed[0]
+    worst = max(checks, key=lambda c: c.error_ratio)
+    worst.max_abs_err = max(c.max_abs_err for c in checks)
+    worst.max_abs_ref = max(c.max_abs_ref for c in checks)
+    worst.cosine = min(c.cosine for c in checks)
+    return worst
+
+
+# ---- task checks: each takes (recipe, precision, refs, gots) and returns a TaskCheck -------------
+
+
+def _top1(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
+    """Top-1 agreement. Where PyTorch's own top two logits are closer than the fp32 tolerance, either
+    class is an acceptable answer: such a tie says nothing about the artifact."""
+    name = recipe.outputs[0]
+    agree = total = 0
+    for ref, got in zip(refs, gots):
+        r = ref[name].reshape(ref[name].shape[0], -1).astype(np.float64)
+        g = got[name].reshape(got[name].shape[0], -1).astype(np.float64)
+        tol = recipe.tolerance("fp32", name)
+        margin = 2 * tol.atol * max(1.0, float(np.abs(r).max()))
+        for row_r, row_g in zip(r, g):
+            total += 1
+            best, chosen = int(row_r.argmax()), int(row_g.argmax())
+            agree += best == chosen or row_r[best] - row_r[chosen] <= margin
+    rate = agree / max(total, 1)
+    return TaskCheck("top1", rate == 1.0, rate, f"top-1 agreement {agree}/{total}")
+
+
+def _cosine_per_level(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
+    limit = recipe.tolerance(precision, recipe.outputs[0]).cosine or 0.99999
+    worst_name, worst = None, 1.0
+    for name in recipe.outputs:
+        for ref, got in zip(refs, gots):
+            if name in got and got[name].shape == ref[name].shape:
+                c = cosine(ref[name], got[name])
+                if c < worst:
+                    worst_name, worst = name, c
+    detail = f"lowest level cosine {worst:.6f}" + (f" ({worst_name})" if worst_name else "")
+    return TaskCheck("cosine-per-level", worst >= limit, worst, detail)
+
+
+TASK_CHECKS: dict[str, Callable[..., TaskCheck]] = {
+    "top1": _top1,
+    "cosine-per-level": _cosine_per_level,
+}
+
+
+def compare(
+    recipe: Recipe,
+    precision: str,
+    backend: str,
+    references: Iterable[Outputs],
+    candidates: Iterable[Outputs],
+) -> Verification:
+    refs, gots = list(references), list(candidates)
+    result = Verification(precision=precision, backend=backend, samples=len(refs))
+    for name in recipe.outputs:
+        tol = recipe.tolerance(precision, name)
+        checks = [check_output(name, ref[name], got.get(name), tol) for ref, got in zip(refs, gots)]
+        result.outputs.append(_worst(checks))
+    if recipe.task_check not in TASK_CHECKS:
+        raise RecipeError(f"recipe {recipe.name!r}: task check {recipe.task_check!r} is not implemented")
+    if all(o.problem is None for o in result.outputs):
+        result.task = TASK_CHECKS[recipe.task_check](recipe, precision, refs, gots)
+    return result

@@ -1,0 +1,13 @@
+import os
+
+import pytest
+
+# Keep each test worker to its share of the machine's cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_threads():
+    import torch
+
+    torch.set_num_threads(1)
