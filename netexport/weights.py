@@ -35,21 +35,33 @@ def read_state_dict(path: str | Path) -> dict:
 
 
 def load_weights(model, path: str | Path) -> None:
-    """Load strictly; any missing, unexpected or mis-shaped tensor is an error naming them."""
+    """Load strictly; any missing, unexpected or mis-shaped tensor is an error naming them.
+
+    Goes through `load_state_dict`, so a model's own key mapping (e.g. ResNet accepting torchvision's
+    stem names) applies before keys are compared.
+    """
     state = read_state_dict(path)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mis_shaped = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches are raised even when strict=False
+        mis_shaped = [
+            line.strip().removeprefix("size mismatch for ").split(": copying")[0]
+            for line in str(exc).splitlines()
+            if "size mismatch for" in line
+        ]
+        if not mis_shaped:
+            raise WeightsError(f"weights {Path(path).name} do not fit the model: {str(exc).splitlines()[0]}") from None
+        raise WeightsError(f"weights {Path(path).name} do not fit the model: {_listing('wrong shape', mis_shaped)}") from None
+    problems = [
+        _listing(label, items)
+        for label, items in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys))
+        if items
     ]
-    problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mis_shaped)):
-        if items:
-            shown = ", ".join(items[:_MAX_LISTED]) + (f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
-            problems.append(f"{len(items)} {label}: {shown}")
     if problems:
         raise WeightsError(f"weights {Path(path).name} do not fit the model: " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
+
+
+def _listing(label: str, items: list[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    more = f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
+    return f"{len(items)} {label}: {shown}{more}"

@@ -130,6 +130,23 @@ def test_weights_state_dict_and_checkpoint_load(runner, tmp_path):
         assert json.loads(result.stdout)["metadata"]["netexport.weights"].startswith("sha256:")
 
 
+def test_torchvision_checkpoint_loads_into_the_zoo_resnet(runner, tmp_path):
+    import torchvision
+
+    from netexport.pipeline.reference import torch_outputs
+    from netexport.data import synthetic_inputs
+
+    reference = torchvision.models.resnet18(weights=None).eval()
+    torch.save(reference.state_dict(), tmp_path / "tv.pt")
+    model = create_model("resnet18", weights=tmp_path / "tv.pt")
+    recipe = get_recipe("resnet18")
+    sample = synthetic_inputs({"input": (1, 3, 64, 64)}, recipe.normalization)
+    ours = torch_outputs(model, recipe, sample)["logits"]
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(sample["input"])).numpy()
+    assert abs(ours - theirs).max() == 0
+
+
 def test_mismatched_and_corrupt_weights_are_clear_errors(runner, tmp_path):
     state = create_model("resnet18").state_dict()
     torch.save(state, tmp_path / "resnet18.pt")
