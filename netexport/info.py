@@ -21,14 +21,14 @@ def model_info(name: str) -> dict:
     from .zoo import count_params, create_model
 
     recipe = get_recipe(name)
-    model = create_model(name)
+    shapes = {spec.name: spec.shape for spec in recipe.inputs}
+    model = create_model(name, input_shapes=shapes)
     if hasattr(model, "reparameterize"):
-        deploy_model = create_model(name)
+        deploy_model = create_model(name, input_shapes=shapes)
         deploy_model.reparameterize()
         deploy_params = count_params(deploy_model)
     else:
         deploy_params = None
-    shapes = {spec.name: spec.shape for spec in recipe.inputs}
     sample = synthetic_inputs(shapes, recipe.normalization)
     args = [torch.from_numpy(sample[spec.name]) for spec in recipe.inputs]
 

@@ -117,6 +117,7 @@ class Recipe:
     task_check: str
     verify_samples: int
     train_aux_outputs: int = 0  # extra outputs in train mode only (auxiliary classifiers)
+    bn_shift: float = 0.0  # random init only: BN shift set before the warm-up (stabilises deep stacks)
     rewrites: tuple[str, ...] = ()
     limitations: tuple[Limitation, ...] = ()
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -263,6 +264,7 @@ def build_recipe(raw: dict) -> Recipe:
         task_check=need("task_check"),
         verify_samples=int(raw.get("verify_samples", 2)),
         train_aux_outputs=int(raw.get("train_aux_outputs", 0)),
+        bn_shift=float(raw.get("random_init", {}).get("bn_shift", 0.0)),
         rewrites=tuple(raw.get("rewrites", [])),
         limitations=limitations,
         model_kwargs=dict(raw.get("model_kwargs", {})),

@@ -167,7 +167,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, recipe: Rec
     clock = _Clock(progress)
 
     with clock.stage("load") as st:
-        model = create_model(recipe.name, weights=request.weights)
+        model = create_model(recipe.name, weights=request.weights, input_shapes=settings.input_shapes)
         if hasattr(model, "reparameterize"):
             model.reparameterize()
         st.detail = "weights " + (str(request.weights) if request.weights else "random init (seeded)")

@@ -23,12 +23,16 @@ def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def create_model(name: str, weights: str | Path | None = None, seed: int = 0, **kwargs):
+def create_model(name: str, weights: str | Path | None = None, seed: int = 0,
+                 input_shapes: dict | None = None, **kwargs):
     """Build a zoo model in eval mode.
 
-    Without weights the model gets its paper's random initialisation (seeded) and then a short
-    batch-norm warm-up on synthetic images, so activations keep a realistic scale through deep
-    stacks and outputs are not degenerate (DESIGN.md §4). With weights, those are loaded as given.
+    Without weights the model gets its paper's random initialisation (seeded), then its activations
+    are brought to a realistic scale on synthetic images — batch-norm statistics estimated from a few
+    batches, or, in networks without batch norm, each layer scaled to unit output variance — so
+    outputs are not degenerate (DESIGN.md §4). `input_shapes` (name → NCHW) sets the size of that
+    warm-up, normally the size the model will be exported at; the recipe's test size otherwise.
+    With weights, those are loaded as given.
     """
     import torch
 
@@ -42,29 +46,80 @@ def create_model(name: str, weights: str | Path | None = None, seed: int = 0, **
         from ..weights import load_weights
 
         load_weights(model, weights)
+    elif any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        warm_up_batch_norm(model, recipe, seed, input_shapes)
     else:
-        warm_up_batch_norm(model, recipe, seed)
+        scale_to_unit_variance(model, recipe, seed, input_shapes)
     return model.eval()
 
 
-def warm_up_batch_norm(model, recipe, seed: int = 0, batches: int = 2) -> None:
-    """Replace BN running statistics by their average over a few synthetic batches."""
+WARM_UP_BATCH = 4
+
+
+def _warm_up_batch(recipe, seed: int, input_shapes: dict | None):
     import torch
 
     from ..data import synthetic_inputs
+
+    shapes = {
+        spec.name: (WARM_UP_BATCH, *(input_shapes[spec.name] if input_shapes else spec.test_shape)[1:])
+        for spec in recipe.inputs
+    }
+    sample = synthetic_inputs(shapes, recipe.normalization, seed=10_000 + seed)
+    return [torch.from_numpy(sample[spec.name]) for spec in recipe.inputs]
+
+
+def scale_to_unit_variance(model, recipe, seed: int = 0, input_shapes: dict | None = None) -> None:
+    """Layer-sequential unit-variance scaling (Mishkin & Matas, "All you need is a good init", 2016).
+
+    One forward pass: each conv/linear layer, the first time it runs, divides its weights and bias
+    by the standard deviation of its output and passes the rescaled output on, so every later layer
+    is measured on already-scaled inputs.
+    """
+    import torch
+
+    done: set[int] = set()
+
+    def rescale(module, _inputs, output):
+        if id(module) in done or not isinstance(output, torch.Tensor):
+            return None
+        done.add(id(module))
+        std = float(output.std())
+        if not std > 1e-8:
+            return None
+        module.weight.mul_(1.0 / std)
+        if module.bias is not None:
+            module.bias.mul_(1.0 / std)
+        return output / std
+
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [m.register_forward_hook(rescale) for m in layers]
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*_warm_up_batch(recipe, seed, input_shapes))
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def warm_up_batch_norm(model, recipe, seed: int = 0, input_shapes: dict | None = None, batches: int = 2) -> None:
+    """Replace BN running statistics by their average over a few synthetic batches, after setting
+    the BN shifts to the recipe's `random_init.bn_shift` (0 unless a deep stack needs it)."""
+    import torch
 
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
     for bn in norms:
+        if bn.affine and recipe.bn_shift:
+            bn.bias.data.fill_(recipe.bn_shift)
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the warm-up batches
-    shapes = {spec.name: (4, *spec.test_shape[1:]) for spec in recipe.inputs}
     model.train()
     with torch.no_grad():
         for i in range(batches):
-            sample = synthetic_inputs(shapes, recipe.normalization, seed=10_000 + seed + i)
-            model(*[torch.from_numpy(sample[spec.name]) for spec in recipe.inputs])
+            model(*_warm_up_batch(recipe, seed + i, input_shapes))
     for bn in norms:
         bn.momentum = 0.1
     model.eval()
