@@ -159,7 +159,7 @@ def info_cmd(name, as_json):
 @click.option("--dynamic-batch", is_flag=True, help="Export a dynamic batch axis (range from the recipe).")
 @click.option("--input-size", callback=_parse_size, help="Spatial input size HxW (default: the recipe's).")
 @click.option("--no-simplify", is_flag=True, help="Skip graph simplification.")
-@click.option("--simplifier", type=click.Choice(["onnxsim", "onnxslim"]), default="onnxsim", show_default=True)
+@click.option("--simplifier", type=click.Choice(["onnxslim", "onnxsim"]), default="onnxslim", show_default=True)
 @click.option("--exporter", type=click.Choice(["auto", "torchscript", "dynamo"]), default=None,
               help="torch.onnx exporter (default: the recipe's, auto = by opset).")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")

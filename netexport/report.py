@@ -15,7 +15,7 @@ def worst_error(cell: dict) -> str:
         return ""
     worst = max(outputs, key=lambda o: o["error_ratio"])
     if "atol" in worst["tolerance"]:
-        return f"max|Δ| {worst['max_abs_err']:.2g}"
+        return f"max \\|Δ\\| {worst['max_abs_err']:.2g}"
     return f"cos {worst['cosine']:.5f}"
 
 

@@ -1,7 +1,8 @@
 """Simplify stage: constant folding, shape inference and fusions on the exported graph.
 
-Two simplifiers are supported. onnxsim (C++ core) is the default: on the classical zoo both reach
-the same node counts, and onnxsim checks its result against the input graph (README, "Simplifier").
+Two simplifiers are supported. onnxslim is the default: on the 25 classical models it reached equal
+or fewer nodes than onnxsim in 19 s against 54 s, both passing parity everywhere (README, "Simplifier";
+scripts/compare_simplifiers.py measures it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import warnings
 from ..errors import InputError, StageFailed
 
 SIMPLIFIERS = ("onnxsim", "onnxslim")
-DEFAULT_SIMPLIFIER = "onnxsim"
+DEFAULT_SIMPLIFIER = "onnxslim"
 
 
 def simplify(proto, simplifier: str = DEFAULT_SIMPLIFIER):
