@@ -39,7 +39,7 @@ def handle_errors(fn):
 def _stderr_console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _emit_json(data) -> None:
@@ -162,14 +162,24 @@ def info_cmd(name, as_json):
 @click.option("--simplifier", type=click.Choice(["onnxslim", "onnxsim"]), default="onnxslim", show_default=True)
 @click.option("--exporter", type=click.Choice(["auto", "torchscript", "dynamo"]), default=None,
               help="torch.onnx exporter (default: the recipe's, auto = by opset).")
+@click.option("--fp16", is_flag=True, help="Convert to FP16 (FP32 inputs/outputs unless --fp16-io).")
+@click.option("--fp16-io", is_flag=True, help="With --fp16: FP16 inputs and outputs too.")
+@click.option("--int8", is_flag=True, help="Quantize to INT8 with explicit symmetric Q/DQ (TensorRT style).")
+@click.option("--calib-data", type=click.Path(path_type=Path), help="INT8 calibration: image folder or .npz by input name.")
+@click.option("--calib-samples", type=int, help="INT8 calibration batches (default: the recipe's).")
+@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="INT8 range estimator.")
+@click.option("--calib-cache", type=click.Path(path_type=Path), help="Read/write the INT8 ranges here (skips calibration when present).")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
 @handle_errors
 def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_simplify, simplifier,
-             exporter, no_verify, as_json):
-    """Export NAME to ONNX, simplify it and verify it against PyTorch with ONNX Runtime."""
+             exporter, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache, no_verify, as_json):
+    """Export NAME to ONNX, simplify it, optionally convert precision, and verify it against PyTorch
+    with ONNX Runtime."""
     from .pipeline.to_onnx import OnnxRequest, run_onnx
 
+    if fp16 and int8:
+        raise InputError("--fp16 and --int8 exclude each other")
     console = _stderr_console()
 
     def progress(stage, seconds, detail):
@@ -178,9 +188,12 @@ def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_
     request = OnnxRequest(
         model=name, output=output, opset=opset, weights=weights, batch=batch, dynamic_batch=dynamic_batch,
         input_size=input_size, simplify=not no_simplify, simplifier=simplifier, verify=not no_verify,
-        exporter=exporter,
+        exporter=exporter, precision="fp16" if fp16 else "int8" if int8 else "fp32", fp16_io=fp16_io,
+        calib_data=calib_data, calib_samples=calib_samples, calib_method=calib_method, calib_cache=calib_cache,
     )
     result = run_onnx(request, progress=progress)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     if as_json:
         _emit_json(result.to_dict())
     _report_verification(console, result)
@@ -192,12 +205,15 @@ def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_models", is_flag=True, help="Every model in the zoo.")
 @click.option("--task", help="Every model of this task.")
+@click.option("--precision", "precisions", default="fp32,fp16,int8", show_default=True,
+              help="Comma-separated precisions to verify.")
 @click.option("--reduced-size", is_flag=True, help="Use the recipes' reduced test sizes (quick check).")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write report.json and report.md here.")
 @click.option("--json", "as_json", is_flag=True, help="Print every cell as JSON to stdout.")
 @handle_errors
-def verify_cmd(names, all_models, task, reduced_size, report_dir, as_json):
-    """Export and verify models (fp32, ONNX Runtime); exit 1 if any cell fails."""
+def verify_cmd(names, all_models, task, precisions, reduced_size, report_dir, as_json):
+    """Export and verify models in each precision on ONNX Runtime; exit 1 if any cell fails.
+    INT8 cells calibrate on synthetic images (the check is parity, not accuracy)."""
     import time
 
     from .gate import run_matrix
@@ -206,6 +222,10 @@ def verify_cmd(names, all_models, task, reduced_size, report_dir, as_json):
 
     if task is not None and task not in TASKS:
         raise InputError(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
+    precision_list = [p.strip() for p in precisions.split(",") if p.strip()]
+    unknown = [p for p in precision_list if p not in ("fp32", "fp16", "int8")]
+    if unknown or not precision_list:
+        raise InputError(f"unknown precision {','.join(unknown) or precisions!r}: choose from fp32, fp16, int8")
     if all_models and names:
         raise InputError("give model names or --all, not both")
     known = recipe_names()
@@ -236,9 +256,9 @@ def verify_cmd(names, all_models, task, reduced_size, report_dir, as_json):
             f"[{colour}]{cell_label(cell)}[/{colour}] {cell['seconds']:.1f}s {failures}"
         )
 
-    cells = run_matrix(selected, reduced_size=reduced_size, on_cell=on_cell)
+    cells = run_matrix(selected, precision_list, reduced_size=reduced_size, on_cell=on_cell)
     failed = [c for c in cells if c["status"] in ("fail", "error")]
-    meta = {"models": len(selected), "seconds": round(time.perf_counter() - start, 1),
+    meta = {"models": len(selected), "precisions": precision_list, "seconds": round(time.perf_counter() - start, 1),
             "reduced_size": reduced_size, "passed": not failed}
     if report_dir is not None:
         for path in write_reports(report_dir, cells, meta):

@@ -104,3 +104,59 @@ def image_folder_pixels(folder: Path, shape: Sequence[int], limit: int | None = 
             raise InputError(f"cannot read image {path}: {exc}") from None
         arr = arr[None] if channels == 1 else arr.transpose(2, 0, 1)
         yield arr[None]
+
+
+def _batches(arrays: Mapping[str, np.ndarray], batch: int) -> list[dict[str, np.ndarray]]:
+    count = min(len(a) for a in arrays.values()) // batch
+    return [{k: np.ascontiguousarray(a[i * batch:(i + 1) * batch]) for k, a in arrays.items()} for i in range(count)]
+
+
+def calibration_samples(
+    source: Path | None,
+    input_shapes: Mapping[str, Sequence[int]],
+    normalization: Mapping[str, Sequence[float]],
+    count: int,
+) -> tuple[list[dict[str, np.ndarray]], str]:
+    """Calibration batches shaped like the graph's inputs, and a description of their source.
+
+    `source` is a folder of images (single image input), an .npz keyed by input name holding
+    [N, C, H, W] arrays already normalised, or None for seeded synthetic images.
+    """
+    if count < 1:
+        raise InputError(f"calibration needs at least one sample, not {count}")
+    batch = next(iter(input_shapes.values()))[0]
+    if source is None:
+        # seeds apart from the verification inputs (1, 2, ...) so the check does not see its own data
+        return list(synthetic_samples(input_shapes, normalization, count, seed=5_000)), "synthetic"
+    source = Path(source)
+    if source.is_dir():
+        if len(input_shapes) != 1:
+            raise InputError(f"an image folder can only calibrate a single-input model, not {list(input_shapes)}")
+        name, shape = next(iter(input_shapes.items()))
+        pixels = list(image_folder_pixels(source, shape, limit=count * batch))
+        if len(pixels) < batch:
+            raise InputError(f"{source} has {len(pixels)} images, fewer than one batch of {batch}")
+        stacked = normalize(np.concatenate(pixels), normalization)
+        return _batches({name: stacked}, batch), f"images:{source}"
+    if source.suffix == ".npz":
+        try:
+            with np.load(source) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read calibration data {source}: {exc}") from None
+        if set(arrays) != set(input_shapes):
+            raise InputError(f"{source} holds arrays {sorted(arrays)}; the model's inputs are {sorted(input_shapes)}")
+        for name, shape in input_shapes.items():
+            array = arrays[name]
+            if array.ndim != len(shape) or tuple(array.shape[1:]) != tuple(shape[1:]):
+                raise InputError(
+                    f"{source}: {name!r} has shape {list(array.shape)}, expected [N, {', '.join(map(str, shape[1:]))}]"
+                )
+            arrays[name] = array.astype(np.float32)[: count * batch]
+        batches = _batches(arrays, batch)
+        if not batches:
+            raise InputError(f"{source} holds fewer than one batch of {batch} samples")
+        return batches, f"npz:{source}"
+    if not source.exists():
+        raise InputError(f"calibration data not found: {source}")
+    raise InputError(f"calibration data must be an image folder or an .npz file, not {source}")

@@ -16,18 +16,19 @@ from .errors import NetexportError
 from .recipes import get_recipe
 
 BACKEND = "onnxruntime"
-PRECISION = "fp32"
 
 
-def run_cell(name: str, workdir: Path, reduced_size: bool) -> dict:
+def run_cell(name: str, precision: str, workdir: Path, reduced_size: bool) -> dict:
     from .pipeline.to_onnx import OnnxRequest, run_onnx
 
     recipe = get_recipe(name)
-    cell = {"model": name, "task": recipe.task, "precision": PRECISION, "backend": BACKEND}
-    limitation = recipe.limitation(PRECISION, BACKEND)
+    cell = {"model": name, "task": recipe.task, "precision": precision, "backend": BACKEND}
+    limitation = recipe.limitation(precision, BACKEND)
     start = time.perf_counter()
     try:
-        result = run_onnx(OnnxRequest(name, output=workdir / f"{name}.onnx", reduced_size=reduced_size))
+        request = OnnxRequest(name, output=workdir / f"{name}.{precision}.onnx", reduced_size=reduced_size,
+                              precision=precision)
+        result = run_onnx(request)
         cell.update(result.to_dict())
         passed = result.passed
         cell["failures"] = result.failures()
@@ -52,13 +53,14 @@ def run_cell(name: str, workdir: Path, reduced_size: bool) -> dict:
     return cell
 
 
-def run_matrix(names: list[str], reduced_size: bool = False,
+def run_matrix(names: list[str], precisions: list[str], reduced_size: bool = False,
                on_cell: Callable[[dict, int, int], None] | None = None) -> list[dict]:
     cells = []
+    matrix = [(name, precision) for name in names for precision in precisions]
     with tempfile.TemporaryDirectory(prefix="netexport-verify-") as tmp:
-        for i, name in enumerate(names):
-            cell = run_cell(name, Path(tmp), reduced_size)
+        for i, (name, precision) in enumerate(matrix):
+            cell = run_cell(name, precision, Path(tmp), reduced_size)
             cells.append(cell)
             if on_cell:
-                on_cell(cell, i + 1, len(names))
+                on_cell(cell, i + 1, len(matrix))
     return cells

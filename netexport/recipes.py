@@ -118,6 +118,11 @@ class Recipe:
     verify_samples: int
     train_aux_outputs: int = 0  # extra outputs in train mode only (auxiliary classifiers)
     bn_shift: float = 0.0  # random init only: BN shift set before the warm-up (stabilises deep stacks)
+    fp16_keep_ops: tuple[str, ...] = ()
+    fp16_keep_nodes: tuple[str, ...] = ()
+    int8_exclude_nodes: tuple[str, ...] = ()
+    calib_method: str = "minmax"
+    calib_samples: int = 32
     rewrites: tuple[str, ...] = ()
     limitations: tuple[Limitation, ...] = ()
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -243,6 +248,8 @@ def build_recipe(raw: dict) -> Recipe:
         for lim in raw.get("limitations", [])
     )
     opset_floor = int(need("opset_floor"))
+    fp16 = raw.get("precision", {}).get("fp16", {})
+    int8 = raw.get("precision", {}).get("int8", {})
     exporter = raw.get("exporter", "auto")
     if exporter not in ("auto", "torchscript", "dynamo"):
         raise RecipeError(f"recipe {name!r}: exporter must be auto, torchscript or dynamo")
@@ -265,6 +272,11 @@ def build_recipe(raw: dict) -> Recipe:
         verify_samples=int(raw.get("verify_samples", 2)),
         train_aux_outputs=int(raw.get("train_aux_outputs", 0)),
         bn_shift=float(raw.get("random_init", {}).get("bn_shift", 0.0)),
+        fp16_keep_ops=tuple(fp16.get("keep_fp32_ops", [])),
+        fp16_keep_nodes=tuple(fp16.get("keep_fp32_nodes", [])),
+        int8_exclude_nodes=tuple(int8.get("exclude_nodes", [])),
+        calib_method=str(int8.get("calib_method", "minmax")),
+        calib_samples=int(int8.get("calib_samples", 32)),
         rewrites=tuple(raw.get("rewrites", [])),
         limitations=limitations,
         model_kwargs=dict(raw.get("model_kwargs", {})),

@@ -39,5 +39,11 @@ class OnnxRuntimeRunner:
         return [o.name for o in self._session.get_outputs()]
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self._session.run(None, dict(feed))
+        """Run one batch; inputs are cast to the graph's input types (FP16 I/O graphs take fp32 data)."""
+        types = {i.name: i.type for i in self._session.get_inputs()}
+        cast = {
+            name: value.astype(np.float16) if types.get(name) == "tensor(float16)" else value
+            for name, value in feed.items()
+        }
+        outputs = self._session.run(None, cast)
         return dict(zip(self.output_names, outputs))

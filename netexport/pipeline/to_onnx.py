@@ -1,4 +1,4 @@
-"""The ONNX pipeline: model → export → check → simplify → provenance → verify → atomic write.
+"""The ONNX pipeline: model → export → check → simplify → precision → provenance → verify → write.
 
 Stages run in that order and hand their artifact forward; this module only sequences them, times
 them and reports progress through a callback, so the CLI and the Python API share one path.
@@ -6,16 +6,25 @@ them and reports progress through a callback, so the CLI and the Python API shar
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .. import atomic
-from ..errors import StageFailed
+from ..errors import InputError, StageFailed
 from ..recipes import Recipe, get_recipe
 from . import provenance
 from .export import ExportSettings, export_model, resolve_settings
+from .precision import (
+    CALIBRATION_METHODS,
+    Calibration,
+    PrecisionInfo,
+    read_calibration_cache,
+    to_fp16,
+    to_int8,
+)
 from .simplify import DEFAULT_SIMPLIFIER, simplify
 from .verify import Verification, compare
 
@@ -38,6 +47,12 @@ class OnnxRequest:
     verify: bool = True
     exporter: str | None = None
     reduced_size: bool = False  # export at the recipe's test_shape (test suite, quick checks)
+    precision: str = "fp32"  # fp32 | fp16 | int8
+    fp16_io: bool = False  # keep FP16 at the graph boundary (default: FP32 inputs and outputs)
+    calib_data: Path | None = None  # image folder or .npz; None = seeded synthetic images
+    calib_samples: int | None = None  # default: the recipe's
+    calib_method: str | None = None  # minmax | entropy | percentile; default: the recipe's
+    calib_cache: Path | None = None
 
 
 @dataclass
@@ -52,6 +67,8 @@ class OnnxResult:
     verifications: list[Verification] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    precision_info: PrecisionInfo | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -73,12 +90,22 @@ class OnnxResult:
             "precision": self.precision,
             "input_shapes": self.input_shapes,
             "nodes": self.nodes,
+            **self._precision_fields(),
             "verified": self.verified,
             "passed": self.passed if self.verified else None,
             "verification": [v.to_dict() for v in self.verifications],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "metadata": self.metadata,
+            "warnings": self.warnings,
         }
+
+    def _precision_fields(self) -> dict:
+        info = self.precision_info
+        if info is None:
+            return {}
+        if info.precision == "fp16":
+            return {"fp16_nodes": info.fp16_nodes, "fp32_kept_nodes": info.fp32_kept}
+        return {"qdq_nodes": info.qdq_nodes, "quantized_ops": info.quantized_ops, "calibration": info.calibration}
 
 
 def default_output(recipe: Recipe, precision: str = "fp32") -> Path:
@@ -134,6 +161,36 @@ def verification_shapes(recipe: Recipe, settings: ExportSettings) -> list[dict[s
     return shapes
 
 
+def check_request(request: OnnxRequest) -> None:
+    """Option combinations that make no sense are usage errors, before any work starts."""
+    if request.precision not in ("fp32", "fp16", "int8"):
+        raise InputError(f"unknown precision {request.precision!r}: choose fp32, fp16 or int8")
+    if request.fp16_io and request.precision != "fp16":
+        raise InputError("--fp16-io applies to --fp16 only")
+    calib = {"--calib-data": request.calib_data, "--calib-samples": request.calib_samples,
+             "--calib-method": request.calib_method, "--calib-cache": request.calib_cache}
+    given = [flag for flag, value in calib.items() if value is not None]
+    if given and request.precision != "int8":
+        raise InputError(f"{', '.join(given)} applies to --int8 only")
+    if request.calib_method is not None and request.calib_method not in CALIBRATION_METHODS:
+        raise InputError(f"unknown calibration method {request.calib_method!r}: choose {', '.join(CALIBRATION_METHODS)}")
+
+
+def load_calibration(request: OnnxRequest, recipe: Recipe, settings: ExportSettings) -> Calibration:
+    from ..data import calibration_samples
+
+    count = request.calib_samples if request.calib_samples is not None else recipe.calib_samples
+    cache = Path(request.calib_cache) if request.calib_cache else None
+    method = request.calib_method or recipe.calib_method
+    if cache is not None and cache.exists():  # ranges come from the cache: no samples needed
+        read_calibration_cache(cache, method)  # fail early on a broken or mismatched file
+        return Calibration([], "cache", method, cache)
+    if cache is not None:
+        atomic.ensure_writable(cache)
+    samples, source = calibration_samples(request.calib_data, settings.input_shapes, recipe.normalization, count)
+    return Calibration(samples, source, method, cache)
+
+
 def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str = "fp32") -> list[Verification]:
     from ..backends.onnxruntime import OnnxRuntimeRunner
     from ..data import synthetic_samples
@@ -152,6 +209,7 @@ def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str 
 def run_onnx(request: OnnxRequest, progress: Progress | None = None, recipe: Recipe | None = None) -> OnnxResult:
     from ..zoo import create_model
 
+    check_request(request)
     recipe = recipe or get_recipe(request.model)
     settings = resolve_settings(
         recipe,
@@ -162,9 +220,16 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, recipe: Rec
         exporter=request.exporter,
         use_test_shape=request.reduced_size,
     )
-    output = Path(request.output) if request.output else default_output(recipe)
+    output = Path(request.output) if request.output else default_output(recipe, request.precision)
     atomic.ensure_writable(output)
     clock = _Clock(progress)
+    warnings: list[str] = []
+    calibration = None
+    if request.precision == "int8":
+        calibration = load_calibration(request, recipe, settings)
+        if calibration.source == "synthetic":
+            warnings.append("calibrating on synthetic images: INT8 accuracy on real data is not measured "
+                            "(pass --calib-data with images or an .npz of real inputs)")
 
     with clock.stage("load") as st:
         model = create_model(recipe.name, weights=request.weights, input_shapes=settings.input_shapes)
@@ -184,10 +249,28 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, recipe: Rec
             check_graph(proto, "simplified")
             simplified_nodes = len(proto.graph.node)
             st.detail = f"{request.simplifier}: {exported_nodes} → {simplified_nodes} nodes"
+    precision_info = None
+    if request.precision == "fp16":
+        with clock.stage("fp16") as st:
+            from ..data import synthetic_samples
+
+            probe = list(synthetic_samples(settings.input_shapes, recipe.normalization, recipe.verify_samples, seed=1))
+            proto, precision_info = to_fp16(proto, recipe, probe, fp16_io=request.fp16_io)
+            check_graph(proto, "fp16")
+            st.detail = f"{precision_info.fp16_nodes} nodes in FP16, {len(precision_info.fp32_kept)} kept in FP32"
+    elif request.precision == "int8":
+        with clock.stage("int8") as st:
+            proto, precision_info = to_int8(proto, recipe, calibration, settings.opset)
+            check_graph(proto, "int8")
+            cal = precision_info.calibration
+            source = "cache " + cal["cache"] if cal["cache_hit"] else f"{cal['samples']} {cal['source']} samples"
+            st.detail = f"{precision_info.qdq_nodes} Q/DQ nodes, {cal['method']} ranges from {source}"
     props = provenance.provenance(
-        recipe, "fp32", settings.opset, settings.exporter,
+        recipe, request.precision, settings.opset, settings.exporter,
         request.simplifier if request.simplify else None, request.weights,
     )
+    if precision_info is not None and precision_info.calibration:
+        props["netexport.calibration"] = json.dumps(precision_info.calibration)
     provenance.attach(proto, props)
     data = proto.SerializeToString()
 
@@ -196,16 +279,20 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, recipe: Rec
         artifact=None,
         opset=settings.opset,
         exporter=settings.exporter,
-        precision="fp32",
+        precision=request.precision,
         input_shapes={
             k: (["batch", *v[1:]] if settings.dynamic_batch else list(v)) for k, v in settings.input_shapes.items()
         },
         nodes={"exported": exported_nodes, "simplified": simplified_nodes},
         metadata=props,
+        precision_info=precision_info,
+        warnings=warnings,
     )
     if request.verify:
         with clock.stage("verify") as st:
-            result.verifications = verify_onnx(model, recipe, data, verification_shapes(recipe, settings))
+            result.verifications = verify_onnx(
+                model, recipe, data, verification_shapes(recipe, settings), request.precision
+            )
             st.detail = "pass" if result.passed else "FAIL"
     if not result.verified or result.passed:
         with clock.stage("write") as st:

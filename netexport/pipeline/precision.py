@@ -1,0 +1,316 @@
+"""Precision stage: the fp32 ONNX graph → an FP16 graph or an INT8 graph with explicit Q/DQ.
+
+TensorRT 10.12+/11 and TensorRT-RTX are strongly typed: they build exactly what the graph declares.
+So precision is decided here, on the ONNX graph, and checked on CPU before any GPU sees it.
+
+FP16: onnxconverter-common's converter, FP32 at the boundary unless asked otherwise, with
+numerically sensitive ops kept in FP32 — a fixed list (Resize, NMS, TopK, ...), every node whose
+output overflows FP16 on the recipe's own inputs (found by running the fp32 graph), and whatever the
+recipe names.
+
+INT8: ONNX Runtime's static quantizer in QDQ form, configured for TensorRT: int8 symmetric
+activations and weights (all zero points 0), per-channel weight scales, biases left in FP32, and
+Q/DQ only on the ops TensorRT fuses them into. The result is checked for exactly that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .. import atomic
+from ..errors import InputError, StageFailed
+from ..recipes import Recipe
+
+# Ops kept in FP32 whatever the recipe says: index/size arithmetic and selection ops whose results
+# change meaning when rounded (DESIGN.md §1), on top of onnxconverter-common's own default list.
+FP16_KEEP_FP32_OPS = (
+    "Resize", "Upsample", "NonMaxSuppression", "TopK", "RoiAlign", "Range", "CumSum",
+    "ReduceSumSquare", "ReduceL2", "LpNormalization",
+)  # fmt: skip
+FP16_OVERFLOW_LIMIT = 32768.0  # half of FP16's largest finite value: headroom for what follows
+
+# Ops that receive Q/DQ on their inputs: the layers TensorRT runs in INT8 and fuses Q/DQ into.
+INT8_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool", "GlobalAveragePool")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass
+class PrecisionInfo:
+    """What the stage did, for the result JSON and the provenance."""
+
+    precision: str
+    fp16_nodes: int = 0
+    fp32_kept: list[str] = field(default_factory=list)  # nodes held in FP32 in an FP16 graph
+    qdq_nodes: int = 0
+    quantized_ops: dict[str, int] = field(default_factory=dict)
+    calibration: dict | None = None
+
+
+# ---- FP16 -------------------------------------------------------------------------------------
+
+
+def _with_all_outputs(proto):
+    """A copy of the graph that also outputs every float intermediate tensor."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(proto)
+    existing = {o.name for o in model.graph.output}
+    typed = {vi.name: vi for vi in model.graph.value_info}
+    for node in model.graph.node:
+        for name in node.output:
+            vi = typed.get(name)
+            if name and name not in existing and vi is not None and vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+                model.graph.output.append(vi)
+                existing.add(name)
+    return model
+
+
+def overflowing_nodes(proto, samples: Iterable[Mapping[str, np.ndarray]], limit: float = FP16_OVERFLOW_LIMIT) -> list[str]:
+    """Names of nodes whose fp32 output exceeds `limit` in magnitude on any sample."""
+    from ..backends.onnxruntime import OnnxRuntimeRunner
+
+    producer = {out: node.name for node in proto.graph.node for out in node.output}
+    flagged: dict[str, None] = {}
+    with OnnxRuntimeRunner(_with_all_outputs(proto).SerializeToString()) as runner:
+        for sample in samples:
+            for name, value in runner.infer(sample).items():
+                if name in producer and value.size and float(np.abs(value).max()) > limit:
+                    flagged[producer[name]] = None
+    return [node.name for node in proto.graph.node if node.name in flagged]  # graph order
+
+
+def to_fp16(proto, recipe: Recipe, samples: list[Mapping[str, np.ndarray]], fp16_io: bool = False):
+    from onnxconverter_common import float16
+
+    _ensure_node_names(proto)
+    keep_nodes = overflowing_nodes(proto, samples) + list(recipe.fp16_keep_nodes)
+    proto = copy.deepcopy(proto)
+    # Stale value_info from the exporter makes the converter type blocked ops' casts wrongly
+    # (seen on fpn-resnet50's Resize → Add); it re-infers types itself.
+    del proto.graph.value_info[:]
+    keep_ops = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(FP16_KEEP_FP32_OPS) | set(recipe.fp16_keep_ops))
+    with _quiet():
+        try:
+            converted = float16.convert_float_to_float16(
+                proto, keep_io_types=not fp16_io, op_block_list=keep_ops, node_block_list=keep_nodes,
+            )
+        except Exception as exc:
+            raise StageFailed(f"FP16 conversion failed: {_first_line(exc)}") from None
+    kept = [n.name for n in proto.graph.node if n.name in set(keep_nodes) or n.op_type in keep_ops]
+    return converted, PrecisionInfo("fp16", fp16_nodes=count_fp16_nodes(converted), fp32_kept=kept)
+
+
+def count_fp16_nodes(proto) -> int:
+    """Nodes (other than Casts) that compute in FP16: their first output is a float16 tensor."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(proto)
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in [*model.graph.value_info, *model.graph.output]}
+    return sum(
+        1
+        for node in model.graph.node
+        if node.op_type != "Cast" and node.output and types.get(node.output[0]) == onnx.TensorProto.FLOAT16
+    )
+
+
+# ---- INT8 -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Calibration:
+    """Calibration inputs plus where they came from (for the report)."""
+
+    samples: list[dict[str, np.ndarray]]
+    source: str  # "images:<folder>", "npz:<file>" or "synthetic"
+    method: str = "minmax"
+    cache: Path | None = None
+
+    def describe(self) -> dict:
+        return {"source": self.source, "samples": len(self.samples), "method": self.method,
+                "cache": str(self.cache) if self.cache else None}
+
+
+def graph_digest(proto) -> str:
+    import hashlib
+
+    return hashlib.sha256(proto.SerializeToString()).hexdigest()
+
+
+def read_calibration_cache(path: Path, method: str) -> tuple[dict, dict]:
+    """(metadata, tensor ranges) of a calibration cache file made with `method`."""
+    try:
+        data = json.loads(Path(path).read_text())
+        meta, tensors = data["netexport"], data["tensors"]
+        if not isinstance(meta, dict) or not isinstance(tensors, dict):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"calibration cache {path} is unreadable or not a netexport cache") from None
+    if meta.get("method") != method:
+        raise InputError(f"calibration cache {path} holds {meta.get('method')} ranges, not {method}")
+    return meta, tensors
+
+
+def _read_cache(path: Path, digest: str, method: str) -> dict | None:
+    """The cached tensor ranges if `path` holds a cache made for this graph and method."""
+    if not path.exists():
+        return None
+    meta, tensors = read_calibration_cache(path, method)
+    if meta.get("graph_sha256") != digest:
+        raise InputError(
+            f"calibration cache {path} was computed for another graph ({meta.get('model')}, "
+            f"opset {meta.get('opset')}); delete it or name a new cache file"
+        )
+    return tensors
+
+
+# Range estimators. Entropy and percentile use 2048 histogram bins (TensorRT's entropy calibrator
+# uses the same); ONNX Runtime's own entropy default of 128 bins for 128 quantized levels leaves the
+# KL search a single candidate, the full range, which makes it identical to minmax.
+_CALIBRATOR_OPTIONS = {
+    "minmax": {},
+    "entropy": {"num_bins": 2048, "num_quantized_bins": 128},
+    "percentile": {"num_bins": 2048, "percentile": 99.999},
+}
+
+
+def calibrate(fp32_path: Path, samples: list[Mapping[str, np.ndarray]], method: str, workdir: Path):
+    """Activation ranges (ONNX Runtime TensorsData) of the tensors INT8_OPS consume."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(samples)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    ort_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[method]
+    calibrator = create_calibrator(
+        fp32_path, list(INT8_OPS), augmented_model_path=str(workdir / "augmented.onnx"),
+        calibrate_method=ort_method, extra_options={"symmetric": True, **_CALIBRATOR_OPTIONS[method]},
+    )
+    calibrator.collect_data(Reader())
+    return calibrator.compute_data(), ort_method
+
+
+def to_int8(proto, recipe: Recipe, calibration: Calibration, opset: int):
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
+
+    if calibration.method not in CALIBRATION_METHODS:
+        raise InputError(f"unknown calibration method {calibration.method!r}: choose {', '.join(CALIBRATION_METHODS)}")
+    _ensure_node_names(proto)
+    digest = graph_digest(proto)
+    cached = _read_cache(calibration.cache, digest, calibration.method) if calibration.cache else None
+    exclude = [n.name for n in proto.graph.node if n.name in set(recipe.int8_exclude_nodes)]
+    with tempfile.TemporaryDirectory(prefix="netexport-int8-") as tmp, _quiet():
+        src, dst, ranges = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", Path(tmp) / "ranges.json"
+        src.write_bytes(proto.SerializeToString())
+        try:
+            if cached is not None:
+                tensors = TensorsData.from_dict(cached)
+                ort_method = tensors.calibration_method
+            else:
+                tensors, ort_method = calibrate(src, calibration.samples, calibration.method, Path(tmp))
+            save_tensors_data(tensors, ranges)
+            # The quantizer reads the ranges back from that file: calibration is always ours.
+            quantize_static(
+                str(src), str(dst),
+                calibration_data_reader=None,
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(INT8_OPS),
+                nodes_to_exclude=exclude,
+                calibrate_method=ort_method,
+                calibration_cache_path=str(ranges),
+                extra_options={
+                    "ActivationSymmetric": True,
+                    "WeightSymmetric": True,
+                    "QuantizeBias": False,  # TensorRT rejects int32 bias Q/DQ
+                },
+            )
+        except InputError:
+            raise
+        except Exception as exc:
+            raise StageFailed(f"INT8 quantization failed: {_first_line(exc)}") from None
+        import onnx
+
+        quantized = onnx.load(str(dst))
+        if calibration.cache and cached is None:
+            meta = {"model": recipe.name, "opset": opset, "graph_sha256": digest, "method": calibration.method,
+                    "source": calibration.source, "samples": len(calibration.samples)}
+            payload = {"netexport": meta, "tensors": json.loads(ranges.read_text())}
+            atomic.write_bytes(calibration.cache, json.dumps(payload).encode())
+    info = PrecisionInfo("int8", calibration={**calibration.describe(), "cache_hit": cached is not None})
+    info.qdq_nodes, info.quantized_ops = check_qdq(quantized)
+    return quantized, info
+
+
+def check_qdq(proto) -> tuple[int, dict[str, int]]:
+    """Enforce what TensorRT accepts: int8 Q/DQ with zero points 0 and no int32 (bias) dequantization.
+    Returns the Q/DQ node count and how many nodes of each op type consume dequantized inputs."""
+    import onnx
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    qdq = [n for n in proto.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    if not qdq:
+        raise StageFailed("INT8 quantization produced no Q/DQ nodes")
+    for node in qdq:
+        if len(node.input) > 2 and node.input[2] in inits:
+            zero_point = numpy_helper.to_array(inits[node.input[2]])
+            if zero_point.dtype != np.int8 or np.any(zero_point != 0):
+                raise StageFailed(f"{node.name}: zero point is not int8 0 (TensorRT needs symmetric Q/DQ)")
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits:
+            if inits[node.input[0]].data_type == onnx.TensorProto.INT32:
+                raise StageFailed(f"{node.name}: int32 dequantization (bias quantization) is not accepted by TensorRT")
+    dequantized = {n.output[0] for n in qdq if n.op_type == "DequantizeLinear"}
+    consumers: dict[str, int] = {}
+    for node in proto.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") and dequantized.intersection(node.input):
+            consumers[node.op_type] = consumers.get(node.op_type, 0) + 1
+    return len(qdq), dict(sorted(consumers.items()))
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+def _ensure_node_names(proto) -> None:
+    """Both converters address nodes by name; exporters may leave some unnamed."""
+    seen: set[str] = set()
+    for i, node in enumerate(proto.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The converters print and log freely; keep stdout clean for --json."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]

@@ -1,0 +1,214 @@
+"""FP16 and INT8 graphs: every registered model converts and verifies (or is a documented recipe
+limitation); the graphs have the structure TensorRT needs; every calibration source and error path."""
+
+import json
+import time
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper, numpy_helper
+
+import netexport
+from netexport import cli
+from netexport.errors import EXIT_USAGE, InputError
+from netexport.pipeline.precision import overflowing_nodes
+from netexport.pipeline.to_onnx import OnnxRequest, run_onnx
+from netexport.recipes import get_recipe
+
+NAMES = netexport.list_models()
+CALIB = 8  # calibration batches in the suite (recipes default to more)
+
+
+def _run(name, tmp_path, precision, **kwargs):
+    out = kwargs.pop("output", tmp_path / f"{name}.{precision}.onnx")
+    if precision == "int8":
+        kwargs.setdefault("calib_samples", CALIB)
+    return run_onnx(OnnxRequest(name, output=out, reduced_size=True, precision=precision, **kwargs)), out
+
+
+def _expect(recipe, precision, result):
+    limitation = recipe.limitation(precision, "onnxruntime")
+    if limitation is not None:
+        assert not result.passed, f"stale limitation (it passes now): {limitation.reason}"
+        pytest.xfail(limitation.reason)
+    assert result.passed, result.failures()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fp16_conversion_verifies(name, tmp_path):
+    recipe = get_recipe(name)
+    result, out = _run(name, tmp_path, "fp16")
+    _expect(recipe, "fp16", result)
+    proto = onnx.load(str(out))
+    weights = [i for i in proto.graph.initializer if len(i.dims) == 4]
+    assert weights and all(w.data_type == TensorProto.FLOAT16 for w in weights)
+    assert all(i.type.tensor_type.elem_type == TensorProto.FLOAT for i in proto.graph.input)
+    assert all(o.type.tensor_type.elem_type == TensorProto.FLOAT for o in proto.graph.output)
+    assert result.to_dict()["fp16_nodes"] > 0
+    for v in result.verifications:
+        assert all(o.cosine >= 0.999 for o in v.outputs)
+
+
+def _initializers(proto):
+    return {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_int8_quantization_verifies_with_tensorrt_style_qdq(name, tmp_path):
+    recipe = get_recipe(name)
+    result, out = _run(name, tmp_path, "int8")
+    _expect(recipe, "int8", result)
+    proto = onnx.load(str(out))
+    inits = _initializers(proto)
+    qdq = [n for n in proto.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq and result.to_dict()["qdq_nodes"] == len(qdq)
+    for node in qdq:
+        zero_point = inits[node.input[2]]
+        assert zero_point.dtype == np.int8 and not zero_point.any(), node.name  # symmetric
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits:
+            assert inits[node.input[0]].dtype == np.int8, f"{node.name}: non-int8 (bias?) dequantization"
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    for conv in convs:
+        weight_dq = producers[conv.input[1]]
+        assert weight_dq.op_type == "DequantizeLinear", conv.name
+        scale = inits[weight_dq.input[1]]
+        assert scale.size == inits[weight_dq.input[0]].shape[0] > 1 or scale.size == 1 == inits[weight_dq.input[0]].shape[0]
+        assert producers[conv.input[0]].op_type == "DequantizeLinear", f"{conv.name} activation not quantized"
+        if len(conv.input) > 2:
+            assert conv.input[2] in inits and inits[conv.input[2]].dtype == np.float32  # bias stays FP32
+    for v in result.verifications:
+        assert all(o.cosine >= 0.99 for o in v.outputs)
+
+
+def test_fp16_io_keeps_fp16_at_the_boundary(tmp_path):
+    result, out = _run("resnet18", tmp_path, "fp16", fp16_io=True)
+    assert result.passed
+    proto = onnx.load(str(out))
+    assert proto.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT16
+    assert proto.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT16
+
+
+def test_nodes_that_overflow_fp16_are_found_and_kept_in_fp32():
+    scale = numpy_helper.from_array(np.array(1e5, dtype=np.float32), "scale")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "scale"], ["big"], name="amplify"),
+         helper.make_node("Relu", ["big"], ["y"], name="relu")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [scale],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    small = {"x": np.full((1, 4), 1e-3, dtype=np.float32)}
+    large = {"x": np.ones((1, 4), dtype=np.float32)}
+    assert overflowing_nodes(proto, [small]) == []
+    assert overflowing_nodes(proto, [small, large]) == ["amplify", "relu"]
+
+
+def test_calibration_from_an_image_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    result, _ = _run("resnet18", tmp_path, "int8", calib_data=folder)
+    assert result.passed and not result.warnings
+    assert result.to_dict()["calibration"]["source"] == f"images:{folder}"
+    assert result.to_dict()["calibration"]["samples"] == 6
+
+
+def test_calibration_from_npz_and_synthetic_warning(tmp_path):
+    recipe = get_recipe("resnet18")
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "calib.npz", input=rng.normal(size=(5, *recipe.inputs[0].test_shape[1:])).astype(np.float32))
+    result, _ = _run("resnet18", tmp_path, "int8", calib_data=tmp_path / "calib.npz")
+    assert result.passed and result.to_dict()["calibration"]["samples"] == 5
+    synthetic, _ = _run("resnet18", tmp_path, "int8")
+    assert synthetic.to_dict()["calibration"]["source"] == "synthetic"
+    assert any("synthetic" in w for w in synthetic.warnings)
+
+
+def test_calibration_cache_is_written_then_reused(tmp_path):
+    cache = tmp_path / "ranges.json"
+    start = time.perf_counter()
+    first, out1 = _run("resnet18", tmp_path, "int8", calib_cache=cache, calib_method="percentile")
+    first_seconds = time.perf_counter() - start
+    assert first.passed and cache.exists() and not first.to_dict()["calibration"]["cache_hit"]
+    assert json.loads(cache.read_text())["netexport"]["method"] == "percentile"
+    second, out2 = _run("resnet18", tmp_path, "int8", calib_cache=cache, calib_method="percentile",
+                        output=tmp_path / "again.onnx")
+    assert second.to_dict()["calibration"]["cache_hit"] and second.to_dict()["calibration"]["samples"] == 0
+    assert second.timings["int8"] < first.timings["int8"]
+    same_scales = _initializers(onnx.load(str(out1))), _initializers(onnx.load(str(tmp_path / "again.onnx")))
+    for key, value in same_scales[0].items():
+        if key.endswith("_scale"):
+            np.testing.assert_array_equal(value, same_scales[1][key])
+    assert first_seconds > 0
+    with pytest.raises(InputError, match="holds percentile ranges, not minmax"):
+        _run("resnet18", tmp_path, "int8", calib_cache=cache, calib_method="minmax", output=tmp_path / "x.onnx")
+    with pytest.raises(InputError, match="computed for another graph"):
+        _run("lenet5", tmp_path, "int8", calib_cache=cache, calib_method="percentile")
+
+
+def _cli(*args):
+    return CliRunner().invoke(cli.main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _assert_usage_error(result, fragment):
+    assert result.exit_code == EXIT_USAGE, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_precision_json_fields(tmp_path):
+    result = _cli("onnx", "lenet5", "--int8", "--calib-samples", "4", "-o", tmp_path / "m.onnx", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["precision"] == "int8" and data["qdq_nodes"] > 0
+    assert data["calibration"] == {"source": "synthetic", "samples": 4, "method": "minmax", "cache": None,
+                                   "cache_hit": False}
+    assert data["verification"][0]["outputs"][0]["cosine"] >= 0.99
+    assert "top-1 agreement" in data["verification"][0]["task"]["detail"]
+    assert "warning: calibrating on synthetic images" in result.stderr
+    result = _cli("onnx", "lenet5", "--fp16", "-o", tmp_path / "h.onnx", "--json")
+    data = json.loads(result.stdout)
+    assert data["precision"] == "fp16" and data["fp16_nodes"] > 0
+    assert data["metadata"]["netexport.precision"] == "fp16"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--fp16", "--int8"], "exclude each other"),
+        (["--fp16-io"], "--fp16-io applies to --fp16 only"),
+        (["--calib-samples", "4"], "--calib-samples applies to --int8 only"),
+        (["--fp16", "--calib-cache", "c.json"], "--calib-cache applies to --int8 only"),
+        (["--int8", "--calib-samples", "0"], "at least one sample"),
+        (["--int8", "--calib-data", "missing-dir"], "calibration data not found"),
+        (["--int8", "--calib-method", "kl"], "Invalid value for '--calib-method'"),
+    ],
+)
+def test_precision_usage_errors(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    _assert_usage_error(_cli("onnx", "lenet5", *args, "-o", tmp_path / "m.onnx"), fragment)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_bad_calibration_sources_are_exit_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _assert_usage_error(_cli("onnx", "lenet5", "--int8", "--calib-data", tmp_path / "empty"), "no images")
+    np.savez(tmp_path / "keys.npz", image=np.zeros((2, 1, 32, 32), np.float32))
+    _assert_usage_error(_cli("onnx", "lenet5", "--int8", "--calib-data", tmp_path / "keys.npz"), "model's inputs are ['input']")
+    np.savez(tmp_path / "shape.npz", input=np.zeros((2, 3, 32, 32), np.float32))
+    _assert_usage_error(_cli("onnx", "lenet5", "--int8", "--calib-data", tmp_path / "shape.npz"), "expected [N, 1, 32, 32]")
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    _assert_usage_error(_cli("onnx", "lenet5", "--int8", "--calib-data", tmp_path / "broken.npz"), "cannot read calibration data")
+    (tmp_path / "notes.txt").write_text("x")
+    _assert_usage_error(_cli("onnx", "lenet5", "--int8", "--calib-data", tmp_path / "notes.txt"), "image folder or an .npz")
+    (tmp_path / "bad-cache.json").write_text("{")
+    _assert_usage_error(_cli("onnx", "lenet5", "--int8", "--calib-cache", tmp_path / "bad-cache.json",
+                             "-o", tmp_path / "m.onnx"), "not a netexport cache")
+    assert not (tmp_path / "m.onnx").exists()
