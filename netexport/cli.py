@@ -201,6 +201,94 @@ def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_
         sys.exit(EXIT_VERIFICATION_FAILED)
 
 
+def _calibration_options(fn):
+    for option in reversed([
+        click.option("--fp16", is_flag=True, help="FP16 graph (FP32 inputs/outputs unless --fp16-io)."),
+        click.option("--fp16-io", is_flag=True, help="With --fp16: FP16 inputs and outputs too."),
+        click.option("--int8", is_flag=True, help="INT8 with explicit symmetric Q/DQ (TensorRT style)."),
+        click.option("--calib-data", type=click.Path(path_type=Path), help="INT8 calibration: image folder or .npz by input name."),
+        click.option("--calib-samples", type=int, help="INT8 calibration batches (default: the recipe's)."),
+        click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="INT8 range estimator."),
+        click.option("--calib-cache", type=click.Path(path_type=Path), help="Read/write the INT8 ranges here."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@main.command("trt")
+@click.argument("name")
+@_calibration_options
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto", show_default=True,
+              help="auto: tensorrt when importable, else tensorrt-rtx.")
+@click.option("--opset", type=int, help="ONNX opset of the exported graph.")
+@click.option("--weights", type=click.Path(path_type=Path), help="State dict or checkpoint to load.")
+@click.option("--input-size", callback=_parse_size, help="Spatial input size HxW.")
+@click.option("--batch", type=int, help="Static batch size (default 1).")
+@click.option("--min-batch", type=int, help="Dynamic batch profile: minimum.")
+@click.option("--opt-batch", type=int, help="Dynamic batch profile: the size to optimise for.")
+@click.option("--max-batch", type=int, help="Dynamic batch profile: maximum.")
+@click.option("--shapes", help="Profile per input: name:MINxCxHxW:OPT...:MAX... (comma-separated inputs).")
+@click.option("--workspace", type=int, help="Builder workspace limit in MiB.")
+@click.option("--timing-cache", type=click.Path(path_type=Path), help="Read and update this timing cache.")
+@click.option("--compute-capability", help="TensorRT-RTX targets, e.g. 8.6,8.9 or SM86,SM89.")
+@click.option("--tf32", is_flag=True, help="Allow TF32 in FP32 engines (off by default, as verification assumes).")
+@click.option("--require-run", is_flag=True, help="Exit 3 unless the engine could be executed and verified here.")
+@click.option("--inspect", is_flag=True, help="Per-layer report and a count of layers per precision.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Engine file (default NAME.PRECISION.engine).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
+@handle_errors
+def trt_cmd(name, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache, backend, opset, weights,
+            input_size, batch, min_batch, opt_batch, max_batch, shapes, workspace, timing_cache, compute_capability,
+            tf32, require_run, inspect, output, as_json):
+    """Build a TensorRT / TensorRT-RTX engine for NAME (a zoo model or an .onnx file)."""
+    from .pipeline.to_trt import TrtRequest, parse_shapes, run_trt
+
+    if fp16 and int8:
+        raise InputError("--fp16 and --int8 exclude each other")
+    if workspace is not None and workspace < 1:
+        raise InputError(f"--workspace must be a positive number of MiB, not {workspace}")
+    onnx_options = {key: value for key, value in {
+        "opset": opset, "weights": weights, "input_size": input_size, "fp16_io": fp16_io or None,
+        "calib_data": calib_data, "calib_samples": calib_samples, "calib_method": calib_method,
+        "calib_cache": calib_cache,
+    }.items() if value is not None}
+    console = _stderr_console()
+
+    def progress(stage, seconds, detail):
+        console.print(f"[green]✓[/green] {stage:<9} {seconds:6.2f}s  {detail}")
+
+    request = TrtRequest(
+        model=name, output=output, backend=backend, precision="fp16" if fp16 else "int8" if int8 else "fp32",
+        onnx=onnx_options, batch=batch, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+        shapes=parse_shapes(shapes) if shapes else None, workspace_mib=workspace, timing_cache=timing_cache,
+        compute_capabilities=tuple(c.strip() for c in compute_capability.split(",")) if compute_capability else (),
+        tf32=tf32, require_run=require_run, inspect=inspect,
+    )
+    result = run_trt(request, progress=progress)
+    if as_json:
+        _emit_json(result.to_dict())
+    if inspect and not as_json:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="network layers (precision from strong typing)", box=None)
+        for column in ("layer", "type", "precision"):
+            table.add_column(column)
+        for layer in result.layers:
+            table.add_row(layer["name"], layer["type"], layer["precision"])
+        Console().print(table)
+    summary = ", ".join(f"{n} {p}" for p, n in result.sidecar["layer_precisions"].items())
+    console.print(f"layers per precision: {summary}")
+    if result.executed:
+        for v in result.verifications:
+            for line in v.failures():
+                console.print(f"[red]FAIL[/red] {line}")
+        if not result.passed:
+            sys.exit(EXIT_VERIFICATION_FAILED)
+    else:
+        console.print(f"built, not executed: {result.reason}")
+
+
 @main.command("verify")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_models", is_flag=True, help="Every model in the zoo.")

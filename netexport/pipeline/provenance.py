@@ -17,6 +17,10 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def provenance(recipe: Recipe, precision: str, opset: int, exporter: str, simplifier: str | None,
                weights: str | Path | None) -> dict[str, str]:
     import torch

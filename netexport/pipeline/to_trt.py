@@ -1,0 +1,252 @@
+"""The engine pipeline: (ONNX stages or a given .onnx) → TensorRT / TensorRT-RTX build → plan + sidecar.
+
+The plan file is the builder's bytes untouched, so trtexec and Triton load it as it is; everything
+netexport knows about it goes into `<engine>.json` beside it. Where a GPU and a runtime exist the
+engine is run on the ONNX check's seeded inputs and verified against PyTorch; elsewhere the result
+says plainly that it was built and not executed, and why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__, atomic
+from ..backends.tensorrt import BuildOptions, Profile, build_engine, gpu_runtime_reason, load_backend
+from ..errors import BackendUnavailable, InputError
+from ..recipes import Recipe, get_recipe
+from . import provenance
+from .to_onnx import OnnxRequest, Progress, _Clock, run_onnx
+
+
+@dataclass
+class TrtRequest:
+    model: str  # a zoo name or an .onnx file
+    output: Path | None = None
+    backend: str = "auto"
+    precision: str = "fp32"
+    onnx: dict = field(default_factory=dict)  # further OnnxRequest fields (opset, weights, calib_*, ...)
+    batch: int | None = None
+    min_batch: int | None = None
+    opt_batch: int | None = None
+    max_batch: int | None = None
+    shapes: dict[str, tuple] | None = None  # input name -> (min, opt, max) shapes
+    workspace_mib: int | None = None
+    timing_cache: Path | None = None
+    compute_capabilities: tuple[str, ...] = ()
+    tf32: bool = False
+    require_run: bool = False
+    inspect: bool = False
+
+
+@dataclass
+class TrtResult:
+    engine: Path
+    sidecar: dict
+    executed: bool
+    reason: str | None
+    layers: list[dict]
+    onnx: dict | None  # the ONNX stage's result when this run produced the graph
+    timings: dict[str, float]
+    verifications: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verifications)
+
+    def to_dict(self) -> dict:
+        data = {"engine": str(self.engine), "sidecar": str(self.engine) + ".json", **self.sidecar,
+                "executed": self.executed, "reason": self.reason, "timings": self.timings,
+                "verification": [v.to_dict() for v in self.verifications],
+                "passed": self.passed if self.verifications else None}
+        if self.layers:
+            data["layers"] = self.layers
+        if self.onnx is not None:
+            data["onnx"] = self.onnx
+        return data
+
+
+def parse_shapes(text: str) -> dict[str, tuple]:
+    """'input:1x3x224x224:8x3x224x224:16x3x224x224[,other:...]' → {name: (min, opt, max)}."""
+    shapes = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        pieces = part.split(":")
+        if len(pieces) != 4:
+            raise InputError(f"malformed --shapes entry {part!r}: expected name:MIN:OPT:MAX with shapes like 1x3x224x224")
+        name, *dims = pieces
+        try:
+            triple = tuple(tuple(int(d) for d in s.lower().split("x")) for s in dims)
+        except ValueError:
+            raise InputError(f"malformed shape in --shapes entry {part!r}") from None
+        shapes[name] = triple
+    return shapes
+
+
+def _check_profile(recipe: Recipe | None, shapes: dict[str, tuple], export_shapes: dict[str, tuple]) -> Profile:
+    for name, (low, opt, high) in shapes.items():
+        if name not in export_shapes:
+            raise InputError(f"--shapes names input {name!r}; the model's inputs are {sorted(export_shapes)}")
+        base = export_shapes[name]
+        for label, shape in (("min", low), ("opt", opt), ("max", high)):
+            if len(shape) != len(base) or min(shape) < 1:
+                raise InputError(f"{name} {label} shape {list(shape)} does not fit the input's rank {len(base)}")
+            if tuple(shape[1:]) != tuple(base[1:]):
+                raise InputError(f"{name}: only the batch axis is dynamic in this export, "
+                                 f"so {label} shape {list(shape)} must end in {list(base[1:])}")
+        if not low[0] <= opt[0] <= high[0]:
+            raise InputError(f"{name}: impossible profile, batch min {low[0]} <= opt {opt[0]} <= max {high[0]} does not hold")
+    return Profile(shapes)
+
+
+def resolve_profile(request: TrtRequest, recipe: Recipe | None, export_shapes: dict[str, tuple]) -> Profile | None:
+    """The optimisation profile; None means a static graph (batch from --batch or the recipe)."""
+    batch_opts = (request.min_batch, request.opt_batch, request.max_batch)
+    if request.shapes and any(b is not None for b in batch_opts):
+        raise InputError("give --shapes or --min/--opt/--max-batch, not both")
+    if request.shapes:
+        return _check_profile(recipe, request.shapes, export_shapes)
+    if all(b is None for b in batch_opts):
+        return None
+    axis = recipe.dynamic_axes.get("batch") if recipe else None
+    low = request.min_batch if request.min_batch is not None else (axis.min if axis else 1)
+    high = request.max_batch if request.max_batch is not None else (axis.max if axis else max(low, 1))
+    opt = request.opt_batch if request.opt_batch is not None else min(max(axis.opt if axis else low, low), high)
+    shapes = {name: ((low, *s[1:]), (opt, *s[1:]), (high, *s[1:])) for name, s in export_shapes.items()}
+    return _check_profile(recipe, shapes, export_shapes)
+
+
+def _default_engine_path(name: str, precision: str) -> Path:
+    return Path(f"{name}.{precision}.engine")
+
+
+def _onnx_inputs(proto) -> dict[str, tuple]:
+    shapes = {}
+    for value in proto.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = tuple(d.dim_value if d.dim_value else 1 for d in dims)
+    return shapes
+
+
+def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
+    import onnx
+
+    spec, trt = load_backend(request.backend)  # a missing backend fails before any work (exit 3)
+    clock = _Clock(progress)
+    is_file = request.model.endswith(".onnx")
+    onnx_result = None
+    if is_file:
+        path = Path(request.model)
+        if not path.is_file():
+            raise InputError(f"ONNX file not found: {path}")
+        if request.onnx:
+            raise InputError(f"{', '.join(sorted(request.onnx))} apply when exporting a zoo model, not to an .onnx file")
+        try:
+            proto = onnx.load(str(path))
+        except Exception as exc:
+            raise InputError(f"cannot read ONNX file {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        meta = provenance.read(proto)
+        recipe = get_recipe(meta["netexport.model"]) if meta.get("netexport.model") else None
+        file_precision = meta.get("netexport.precision", "fp32")
+        if request.precision != "fp32" and request.precision != file_precision:
+            raise InputError(f"{path} is a {file_precision} graph; precision is fixed at export "
+                             f"(netexport onnx NAME --{request.precision})")
+        precision = file_precision
+        name = meta.get("netexport.model") or path.stem
+        export_shapes = _onnx_inputs(proto)
+        profile = resolve_profile(request, recipe, export_shapes)
+        onnx_bytes = path.read_bytes()
+        onnx_source = str(path)
+    else:
+        recipe = get_recipe(request.model)
+        precision, name = request.precision, recipe.name
+        dynamic = any(v is not None for v in (request.min_batch, request.opt_batch, request.max_batch)) or bool(request.shapes)
+        engine_path = Path(request.output) if request.output else _default_engine_path(name, precision)
+        atomic.ensure_writable(engine_path)
+        onnx_path = engine_path.with_suffix(".onnx")
+        onnx_request = OnnxRequest(model=name, output=onnx_path, precision=precision, batch=request.batch,
+                                   dynamic_batch=dynamic, **request.onnx)
+        onnx_result = run_onnx(onnx_request, progress=progress, recipe=recipe)
+        if onnx_result.artifact is None:
+            from ..errors import VerificationFailed
+
+            raise VerificationFailed(f"ONNX parity failed for {name}, no engine built: {'; '.join(onnx_result.failures())}")
+        onnx_bytes = onnx_path.read_bytes()
+        export_shapes = {k: tuple(1 if d == "batch" else d for d in v) for k, v in onnx_result.input_shapes.items()}
+        if request.batch and not dynamic:
+            export_shapes = {k: (request.batch, *v[1:]) for k, v in export_shapes.items()}
+        profile = resolve_profile(request, recipe, export_shapes) if dynamic else None
+        onnx_source = str(onnx_path)
+        clock.timings.update({f"onnx.{k}": v for k, v in onnx_result.timings.items()})
+
+    engine_path = Path(request.output) if request.output else _default_engine_path(name, precision)
+    atomic.ensure_writable(engine_path)
+    if request.timing_cache is not None:
+        atomic.ensure_writable(Path(request.timing_cache))
+    options = BuildOptions(profile=profile, workspace_mib=request.workspace_mib,
+                           timing_cache=Path(request.timing_cache) if request.timing_cache else None,
+                           compute_capabilities=request.compute_capabilities, tf32=request.tf32)
+    with clock.stage("build") as st:
+        build = build_engine(spec, trt, onnx_bytes, options)
+        st.detail = (f"{spec.name} {build.version}, {len(build.plan) / 1e6:.1f} MB, "
+                     + ", ".join(f"{n} {p}" for p, n in build.precision_summary().items()) + " layers")
+    sidecar = {
+        "model": name,
+        "recipe_hash": recipe.hash if recipe else None,
+        "onnx_file": onnx_source,
+        "onnx_sha256": provenance.sha256_bytes(onnx_bytes),
+        "precision": precision,
+        "backend": spec.name,
+        "backend_version": build.version,
+        "compute_capabilities": build.compute_capabilities or ["builder default"],
+        "tf32": options.tf32,
+        "profiles": [profile.to_dict()] if profile else [],
+        "inputs": build.inputs,
+        "outputs": build.outputs,
+        "layer_precisions": build.precision_summary(),
+        "engine_bytes": len(build.plan),
+        "build_seconds": round(build.seconds, 3),
+        "timing_cache": {"path": str(options.timing_cache), "hit": build.timing_cache_hit} if options.timing_cache else None,
+        "netexport_version": __version__,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with clock.stage("write") as st:
+        atomic.write_bytes(engine_path, build.plan)
+        atomic.write_bytes(Path(str(engine_path) + ".json"), json.dumps(sidecar, indent=2).encode())
+        if options.timing_cache is not None and build.timing_cache is not None:
+            atomic.write_bytes(options.timing_cache, build.timing_cache)
+        st.detail = f"{engine_path} (+ .json sidecar)"
+    reason = gpu_runtime_reason(trt)
+    if reason is None and recipe is None:
+        reason = "no PyTorch reference for an ONNX file without netexport provenance"
+    if reason is not None and request.require_run:
+        raise BackendUnavailable(f"built {engine_path}, not executed: {reason} (--require-run)")
+    verifications = []
+    if reason is None:
+        with clock.stage("verify") as st:
+            verifications = verify_engine(spec, trt, build.plan, recipe, precision, export_shapes, request.onnx)
+            st.detail = "pass" if all(v.passed for v in verifications) else "FAIL"
+    layers = [vars(layer) for layer in build.layers] if request.inspect else []
+    result = TrtResult(engine=engine_path, sidecar=sidecar, executed=reason is None, reason=reason, layers=layers,
+                       onnx=onnx_result.to_dict() if onnx_result else None, timings=clock.timings)
+    result.verifications = verifications
+    return result
+
+
+def verify_engine(spec, trt, plan: bytes, recipe: Recipe, precision: str, shapes: dict, onnx_options: dict):
+    """Run the engine on the ONNX check's seeded inputs and compare with PyTorch (DESIGN.md §4)."""
+    from ..backends.tensorrt import EngineRunner
+    from ..data import synthetic_samples
+    from ..zoo import create_model
+    from .reference import torch_outputs
+    from .verify import compare
+
+    model = create_model(recipe.name, weights=onnx_options.get("weights"), input_shapes=shapes)
+    if hasattr(model, "reparameterize"):
+        model.reparameterize()
+    samples = list(synthetic_samples(shapes, recipe.normalization, recipe.verify_samples, seed=1))
+    with EngineRunner(spec, trt, plan) as runner:
+        gots = [runner.infer(s) for s in samples]
+    refs = [torch_outputs(model, recipe, s) for s in samples]
+    return [compare(recipe, precision, spec.name, refs, gots)]
