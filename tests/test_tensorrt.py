@@ -50,7 +50,10 @@ def test_sidecar_records_provenance_and_the_plan_is_untouched(tmp_path):
     assert sidecar["model"] == "resnet18" and sidecar["recipe_hash"] == get_recipe("resnet18").hash
     assert sidecar["precision"] == "fp16" and sidecar["backend"] == "tensorrt-rtx"
     assert sidecar["compute_capabilities"] == ["SM86", "SM89"]
-    assert sidecar["inputs"] == [{"name": "input", "dtype": "float", "shape": [1, 3, 64, 64]}]
+    axis = get_recipe("resnet18").dynamic_axes["batch"]  # profiles default to the recipe's batch range
+    assert sidecar["profiles"] == [{"input": {"min": [axis.min, 3, 64, 64], "opt": [axis.opt, 3, 64, 64],
+                                              "max": [axis.max, 3, 64, 64]}}]
+    assert sidecar["inputs"] == [{"name": "input", "dtype": "float", "shape": [-1, 3, 64, 64]}]
     assert sidecar["outputs"][0]["name"] == "logits" and len(sidecar["onnx_sha256"]) == 64
     assert sidecar["build_seconds"] > 0 and sidecar["tf32"] is False
     plan = (tmp_path / "resnet18.fp16.engine").read_bytes()
@@ -61,6 +64,12 @@ def test_dynamic_batch_profile_from_options(tmp_path):
     result = _build("resnet18", tmp_path, "fp32", min_batch=1, opt_batch=4, max_batch=8)
     assert result.sidecar["profiles"] == [{"input": {"min": [1, 3, 64, 64], "opt": [4, 3, 64, 64], "max": [8, 3, 64, 64]}}]
     assert result.sidecar["inputs"][0]["shape"] == [-1, 3, 64, 64]
+
+
+def test_batch_builds_a_static_engine(tmp_path):
+    result = _build("resnet18", tmp_path, "fp32", batch=2)
+    assert result.sidecar["profiles"] == []
+    assert result.sidecar["inputs"][0]["shape"] == [2, 3, 64, 64]
 
 
 def test_inspect_reports_layers_and_int8_really_runs_in_int8(tmp_path):
@@ -111,6 +120,7 @@ def test_cli_json_says_built_not_executed_and_require_run_exits_3(tmp_path):
         (["resnet18", "--compute-capability", "SM99"], "unknown compute capability"),
         (["resnet18", "--workspace", "0"], "--workspace must be"),
         (["resnet18", "--fp16", "--int8"], "exclude each other"),
+        (["resnet18", "--batch", "2", "--max-batch", "8"], "--batch builds a static engine"),
         (["missing.onnx"], "ONNX file not found"),
         (["resnt18"], "unknown model"),
     ],

@@ -21,6 +21,9 @@ from . import provenance
 from .to_onnx import OnnxRequest, Progress, _Clock, run_onnx
 
 
+DEFAULT_MAX_BATCH = 16  # profile maximum for a dynamic-batch graph whose recipe gives none
+
+
 @dataclass
 class TrtRequest:
     model: str  # a zoo name or an .onnx file
@@ -100,18 +103,23 @@ def _check_profile(recipe: Recipe | None, shapes: dict[str, tuple], export_shape
     return Profile(shapes)
 
 
-def resolve_profile(request: TrtRequest, recipe: Recipe | None, export_shapes: dict[str, tuple]) -> Profile | None:
-    """The optimisation profile; None means a static graph (batch from --batch or the recipe)."""
+def wants_dynamic_batch(request: TrtRequest, recipe: Recipe | None) -> bool:
+    """Profiles come from the recipe's dynamic batch axis unless --batch asks for a static engine."""
     batch_opts = (request.min_batch, request.opt_batch, request.max_batch)
+    if request.batch is not None and (request.shapes or any(b is not None for b in batch_opts)):
+        raise InputError("--batch builds a static engine; drop it to use --shapes or --min/--opt/--max-batch")
     if request.shapes and any(b is not None for b in batch_opts):
         raise InputError("give --shapes or --min/--opt/--max-batch, not both")
+    return request.batch is None and recipe is not None and "batch" in recipe.dynamic_axes
+
+
+def resolve_profile(request: TrtRequest, recipe: Recipe | None, export_shapes: dict[str, tuple]) -> Profile | None:
+    """The optimisation profile; None means a static graph."""
     if request.shapes:
         return _check_profile(recipe, request.shapes, export_shapes)
-    if all(b is None for b in batch_opts):
-        return None
     axis = recipe.dynamic_axes.get("batch") if recipe else None
     low = request.min_batch if request.min_batch is not None else (axis.min if axis else 1)
-    high = request.max_batch if request.max_batch is not None else (axis.max if axis else max(low, 1))
+    high = request.max_batch if request.max_batch is not None else (axis.max if axis else max(low, DEFAULT_MAX_BATCH))
     opt = request.opt_batch if request.opt_batch is not None else min(max(axis.opt if axis else low, low), high)
     shapes = {name: ((low, *s[1:]), (opt, *s[1:]), (high, *s[1:])) for name, s in export_shapes.items()}
     return _check_profile(recipe, shapes, export_shapes)
@@ -148,6 +156,7 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
             raise InputError(f"cannot read ONNX file {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
         meta = provenance.read(proto)
         recipe = get_recipe(meta["netexport.model"]) if meta.get("netexport.model") else None
+        dynamic = any(d.dim_param for value in proto.graph.input for d in value.type.tensor_type.shape.dim[:1])
         file_precision = meta.get("netexport.precision", "fp32")
         if request.precision != "fp32" and request.precision != file_precision:
             raise InputError(f"{path} is a {file_precision} graph; precision is fixed at export "
@@ -155,13 +164,16 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         precision = file_precision
         name = meta.get("netexport.model") or path.stem
         export_shapes = _onnx_inputs(proto)
-        profile = resolve_profile(request, recipe, export_shapes)
+        if not dynamic and (request.shapes or any(
+                b is not None for b in (request.min_batch, request.opt_batch, request.max_batch))):
+            raise InputError(f"{path} has a static batch; export it with a dynamic batch to build a profile")
+        profile = resolve_profile(request, recipe, export_shapes) if dynamic else None
         onnx_bytes = path.read_bytes()
         onnx_source = str(path)
     else:
         recipe = get_recipe(request.model)
         precision, name = request.precision, recipe.name
-        dynamic = any(v is not None for v in (request.min_batch, request.opt_batch, request.max_batch)) or bool(request.shapes)
+        dynamic = wants_dynamic_batch(request, recipe)
         engine_path = Path(request.output) if request.output else _default_engine_path(name, precision)
         atomic.ensure_writable(engine_path)
         onnx_path = engine_path.with_suffix(".onnx")
