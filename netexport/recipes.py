@@ -84,9 +84,10 @@ class Limitation:
     backend: str  # onnxruntime | tensorrt-rtx | tensorrt | any
     status: str  # xfail | skip
     reason: str
+    check: str = "parity"  # what is known not to hold: parity | engine-size
 
-    def applies(self, precision: str, backend: str) -> bool:
-        return self.precision in ("any", precision) and self.backend in ("any", backend)
+    def applies(self, precision: str, backend: str, check: str = "parity") -> bool:
+        return self.precision in ("any", precision) and self.backend in ("any", backend) and self.check == check
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,8 @@ class Recipe:
     def tolerance(self, precision: str, output: str) -> Tolerance:
         return self.output_tolerances.get(precision, {}).get(output, self.tolerances[precision])
 
-    def limitation(self, precision: str, backend: str) -> Limitation | None:
-        return next((lim for lim in self.limitations if lim.applies(precision, backend)), None)
+    def limitation(self, precision: str, backend: str, check: str = "parity") -> Limitation | None:
+        return next((lim for lim in self.limitations if lim.applies(precision, backend, check)), None)
 
     @property
     def primary_input(self) -> InputSpec:
@@ -244,6 +245,7 @@ def build_recipe(raw: dict) -> Recipe:
             backend=lim.get("backend", "any"),
             status=lim.get("status", "xfail"),
             reason=lim.get("reason") or _fail(f"recipe {name!r}: a limitation needs a reason"),
+            check=lim.get("check", "parity"),
         )
         for lim in raw.get("limitations", [])
     )

@@ -11,3 +11,12 @@ def _torch_threads():
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _release_memory():
+    """Large graphs (VGG: 550 MB of weights, several copies per export) must not pile up per worker."""
+    yield
+    import gc
+
+    gc.collect()

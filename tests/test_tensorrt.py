@@ -26,7 +26,15 @@ def _build(name, tmp_path, precision, **kwargs):
     return run_trt(request)
 
 
-@pytest.mark.parametrize("name", NAMES)
+def _large(name):
+    return get_recipe(name).reference.params > 50_000_000
+
+
+# Large models share one xdist group (make test runs --dist loadgroup): two VGG builds at once
+# exceed the 24 GB of these machines.
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.xdist_group("large")) if _large(n) else n for n in NAMES]
+)
 def test_engines_compile_in_every_precision_and_shrink_with_it(name, tmp_path):
     sizes = {}
     for precision in ("fp32", "fp16", "int8"):
@@ -39,8 +47,12 @@ def test_engines_compile_in_every_precision_and_shrink_with_it(name, tmp_path):
             assert layers.get("half", 0) > layers.get("float", 0)
         if precision == "int8":
             assert layers.get("int8", 0) > 0
-    assert sizes["int8"] < sizes["fp16"] < sizes["fp32"], sizes
-    assert sizes["fp16"] <= 0.6 * sizes["fp32"], sizes
+    ordered = sizes["int8"] < sizes["fp16"] < sizes["fp32"] and sizes["fp16"] <= 0.6 * sizes["fp32"]
+    limitation = get_recipe(name).limitation("int8", "tensorrt-rtx", check="engine-size")
+    if limitation is not None:
+        assert not ordered, f"stale limitation (sizes are ordered now: {sizes}): {limitation.reason}"
+        pytest.xfail(limitation.reason)
+    assert ordered, sizes
 
 
 def test_sidecar_records_provenance_and_the_plan_is_untouched(tmp_path):

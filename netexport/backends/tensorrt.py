@@ -9,6 +9,7 @@ ONNX graph's own (FP16 tensors, INT8 Q/DQ), never a builder flag.
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,12 @@ class EngineRunner:
 
     def __exit__(self, *exc) -> None:
         self._context = self._engine = None
+
+    def engine_layers(self) -> list[dict]:
+        """TensorRT's own per-layer report of the built engine (fused layers, formats, tactics)."""
+        inspector = self._engine.create_engine_inspector()
+        info = json.loads(inspector.get_engine_information(self._trt.LayerInformationFormat.JSON))
+        return info.get("Layers", [])
 
     def infer(self, feed):
         import numpy as np

@@ -205,6 +205,14 @@ def calibrate(fp32_path: Path, samples: list[Mapping[str, np.ndarray]], method: 
     return calibrator.compute_data(), ort_method
 
 
+def constant_adds(proto) -> list[str]:
+    """Add nodes with a constant operand: not residual joins, and TensorRT refuses the quantized
+    constant the quantizer would give them ("Quantized constant ... only allowed before DQ")."""
+    constants = {i.name for i in proto.graph.initializer}
+    constants |= {out for n in proto.graph.node if n.op_type == "Constant" for out in n.output}
+    return [n.name for n in proto.graph.node if n.op_type == "Add" and constants.intersection(n.input)]
+
+
 def to_int8(proto, recipe: Recipe, calibration: Calibration, opset: int):
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
@@ -215,6 +223,7 @@ def to_int8(proto, recipe: Recipe, calibration: Calibration, opset: int):
     digest = graph_digest(proto)
     cached = _read_cache(calibration.cache, digest, calibration.method) if calibration.cache else None
     exclude = [n.name for n in proto.graph.node if n.name in set(recipe.int8_exclude_nodes)]
+    exclude += constant_adds(proto)
     with tempfile.TemporaryDirectory(prefix="netexport-int8-") as tmp, _quiet():
         src, dst, ranges = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", Path(tmp) / "ranges.json"
         src.write_bytes(proto.SerializeToString())

@@ -54,6 +54,7 @@ class TrtResult:
     onnx: dict | None  # the ONNX stage's result when this run produced the graph
     timings: dict[str, float]
     verifications: list = field(default_factory=list)
+    engine_layers: list = field(default_factory=list)  # TensorRT's engine inspector (needs a GPU)
 
     @property
     def passed(self) -> bool:
@@ -66,6 +67,8 @@ class TrtResult:
                 "passed": self.passed if self.verifications else None}
         if self.layers:
             data["layers"] = self.layers
+        if self.engine_layers:
+            data["engine_layers"] = self.engine_layers
         if self.onnx is not None:
             data["onnx"] = self.onnx
         return data
@@ -234,15 +237,21 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         reason = "no PyTorch reference for an ONNX file without netexport provenance"
     if reason is not None and request.require_run:
         raise BackendUnavailable(f"built {engine_path}, not executed: {reason} (--require-run)")
-    verifications = []
+    verifications, engine_layers = [], []
     if reason is None:
         with clock.stage("verify") as st:
             verifications = verify_engine(spec, trt, build.plan, recipe, precision, export_shapes, request.onnx)
             st.detail = "pass" if all(v.passed for v in verifications) else "FAIL"
+        if request.inspect:
+            from ..backends.tensorrt import EngineRunner
+
+            with EngineRunner(spec, trt, build.plan) as runner:
+                engine_layers = runner.engine_layers()
     layers = [vars(layer) for layer in build.layers] if request.inspect else []
     result = TrtResult(engine=engine_path, sidecar=sidecar, executed=reason is None, reason=reason, layers=layers,
                        onnx=onnx_result.to_dict() if onnx_result else None, timings=clock.timings)
     result.verifications = verifications
+    result.engine_layers = engine_layers
     return result
 
 
