@@ -150,6 +150,20 @@ def info_cmd(name, as_json):
     console.print(table)
 
 
+def _calibration_options(fn):
+    for option in reversed([
+        click.option("--fp16", is_flag=True, help="FP16 graph (FP32 inputs/outputs unless --fp16-io)."),
+        click.option("--fp16-io", is_flag=True, help="With --fp16: FP16 inputs and outputs too."),
+        click.option("--int8", is_flag=True, help="INT8 with explicit symmetric Q/DQ (TensorRT style)."),
+        click.option("--calib-data", type=click.Path(path_type=Path), help="INT8 calibration: image folder or .npz by input name."),
+        click.option("--calib-samples", type=int, help="INT8 calibration batches (default: the recipe's)."),
+        click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="INT8 range estimator."),
+        click.option("--calib-cache", type=click.Path(path_type=Path), help="Read/write the INT8 ranges here."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 @main.command("onnx")
 @click.argument("name")
 @click.option("--opset", type=int, help="ONNX opset (13 to the newest the exporters support).")
@@ -162,13 +176,7 @@ def info_cmd(name, as_json):
 @click.option("--simplifier", type=click.Choice(["onnxslim", "onnxsim"]), default="onnxslim", show_default=True)
 @click.option("--exporter", type=click.Choice(["auto", "torchscript", "dynamo"]), default=None,
               help="torch.onnx exporter (default: the recipe's, auto = by opset).")
-@click.option("--fp16", is_flag=True, help="Convert to FP16 (FP32 inputs/outputs unless --fp16-io).")
-@click.option("--fp16-io", is_flag=True, help="With --fp16: FP16 inputs and outputs too.")
-@click.option("--int8", is_flag=True, help="Quantize to INT8 with explicit symmetric Q/DQ (TensorRT style).")
-@click.option("--calib-data", type=click.Path(path_type=Path), help="INT8 calibration: image folder or .npz by input name.")
-@click.option("--calib-samples", type=int, help="INT8 calibration batches (default: the recipe's).")
-@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="INT8 range estimator.")
-@click.option("--calib-cache", type=click.Path(path_type=Path), help="Read/write the INT8 ranges here (skips calibration when present).")
+@_calibration_options
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
 @handle_errors
@@ -199,20 +207,6 @@ def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_
     _report_verification(console, result)
     if result.verified and not result.passed:
         sys.exit(EXIT_VERIFICATION_FAILED)
-
-
-def _calibration_options(fn):
-    for option in reversed([
-        click.option("--fp16", is_flag=True, help="FP16 graph (FP32 inputs/outputs unless --fp16-io)."),
-        click.option("--fp16-io", is_flag=True, help="With --fp16: FP16 inputs and outputs too."),
-        click.option("--int8", is_flag=True, help="INT8 with explicit symmetric Q/DQ (TensorRT style)."),
-        click.option("--calib-data", type=click.Path(path_type=Path), help="INT8 calibration: image folder or .npz by input name."),
-        click.option("--calib-samples", type=int, help="INT8 calibration batches (default: the recipe's)."),
-        click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), help="INT8 range estimator."),
-        click.option("--calib-cache", type=click.Path(path_type=Path), help="Read/write the INT8 ranges here."),
-    ]):
-        fn = option(fn)
-    return fn
 
 
 @main.command("trt")

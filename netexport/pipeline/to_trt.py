@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import __version__, atomic
 from ..backends.tensorrt import BuildOptions, Profile, build_engine, gpu_runtime_reason, load_backend
-from ..errors import BackendUnavailable, InputError
+from ..errors import BackendUnavailable, InputError, VerificationFailed
 from ..recipes import Recipe, get_recipe
 from . import provenance
 from .to_onnx import OnnxRequest, Progress, _Clock, run_onnx
@@ -144,6 +144,8 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
     import onnx
 
     spec, trt = load_backend(request.backend)  # a missing backend fails before any work (exit 3)
+    if request.timing_cache is not None:
+        atomic.ensure_writable(Path(request.timing_cache))
     clock = _Clock(progress)
     is_file = request.model.endswith(".onnx")
     onnx_result = None
@@ -184,8 +186,6 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
                                    dynamic_batch=dynamic, **request.onnx)
         onnx_result = run_onnx(onnx_request, progress=progress, recipe=recipe)
         if onnx_result.artifact is None:
-            from ..errors import VerificationFailed
-
             raise VerificationFailed(f"ONNX parity failed for {name}, no engine built: {'; '.join(onnx_result.failures())}")
         onnx_bytes = onnx_path.read_bytes()
         export_shapes = {k: tuple(1 if d == "batch" else d for d in v) for k, v in onnx_result.input_shapes.items()}
@@ -197,8 +197,6 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
 
     engine_path = Path(request.output) if request.output else _default_engine_path(name, precision)
     atomic.ensure_writable(engine_path)
-    if request.timing_cache is not None:
-        atomic.ensure_writable(Path(request.timing_cache))
     options = BuildOptions(profile=profile, workspace_mib=request.workspace_mib,
                            timing_cache=Path(request.timing_cache) if request.timing_cache else None,
                            compute_capabilities=request.compute_capabilities, tf32=request.tf32)
