@@ -2,7 +2,6 @@
 limitation); the graphs have the structure TensorRT needs; every calibration source and error path."""
 
 import json
-import time
 
 import numpy as np
 import onnx
@@ -133,9 +132,7 @@ def test_calibration_from_npz_and_synthetic_warning(tmp_path):
 
 def test_calibration_cache_is_written_then_reused(tmp_path):
     cache = tmp_path / "ranges.json"
-    start = time.perf_counter()
     first, out1 = _run("resnet18", tmp_path, "int8", calib_cache=cache, calib_method="percentile")
-    first_seconds = time.perf_counter() - start
     assert first.passed and cache.exists() and not first.to_dict()["calibration"]["cache_hit"]
     assert json.loads(cache.read_text())["netexport"]["method"] == "percentile"
     second, out2 = _run("resnet18", tmp_path, "int8", calib_cache=cache, calib_method="percentile",
@@ -146,7 +143,6 @@ def test_calibration_cache_is_written_then_reused(tmp_path):
     for key, value in same_scales[0].items():
         if key.endswith("_scale"):
             np.testing.assert_array_equal(value, same_scales[1][key])
-    assert first_seconds > 0
     with pytest.raises(InputError, match="holds percentile ranges, not minmax"):
         _run("resnet18", tmp_path, "int8", calib_cache=cache, calib_method="minmax", output=tmp_path / "x.onnx")
     with pytest.raises(InputError, match="computed for another graph"):

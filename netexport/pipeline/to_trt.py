@@ -90,7 +90,7 @@ def parse_shapes(text: str) -> dict[str, tuple]:
     return shapes
 
 
-def _check_profile(recipe: Recipe | None, shapes: dict[str, tuple], export_shapes: dict[str, tuple]) -> Profile:
+def _check_profile(shapes: dict[str, tuple], export_shapes: dict[str, tuple]) -> Profile:
     for name, (low, opt, high) in shapes.items():
         if name not in export_shapes:
             raise InputError(f"--shapes names input {name!r}; the model's inputs are {sorted(export_shapes)}")
@@ -119,13 +119,13 @@ def wants_dynamic_batch(request: TrtRequest, recipe: Recipe | None) -> bool:
 def resolve_profile(request: TrtRequest, recipe: Recipe | None, export_shapes: dict[str, tuple]) -> Profile | None:
     """The optimisation profile; None means a static graph."""
     if request.shapes:
-        return _check_profile(recipe, request.shapes, export_shapes)
+        return _check_profile(request.shapes, export_shapes)
     axis = recipe.dynamic_axes.get("batch") if recipe else None
     low = request.min_batch if request.min_batch is not None else (axis.min if axis else 1)
     high = request.max_batch if request.max_batch is not None else (axis.max if axis else max(low, DEFAULT_MAX_BATCH))
     opt = request.opt_batch if request.opt_batch is not None else min(max(axis.opt if axis else low, low), high)
     shapes = {name: ((low, *s[1:]), (opt, *s[1:]), (high, *s[1:])) for name, s in export_shapes.items()}
-    return _check_profile(recipe, shapes, export_shapes)
+    return _check_profile(shapes, export_shapes)
 
 
 def _default_engine_path(name: str, precision: str) -> Path:
