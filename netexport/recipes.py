@@ -159,8 +159,12 @@ def _merge(base: dict, override: Mapping) -> dict:
 def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RecipeError(f"cannot read recipe file {path}: {exc}") from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise RecipeError(f"recipe file {path} is not valid YAML: {getattr(exc, 'problem', None) or exc}{where}") from None
     if not isinstance(data, dict):
         raise RecipeError(f"recipe file {path} must hold a mapping")
     return data

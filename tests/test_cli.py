@@ -167,7 +167,7 @@ def test_mismatched_and_corrupt_weights_are_clear_errors(runner, tmp_path):
 def test_parity_failure_exits_1_names_the_output_and_writes_nothing(runner, tmp_path, monkeypatch):
     # An impossible (tighter-than-float) tolerance makes real fp32 rounding differences a failure.
     strict = get_recipe("resnet18", overrides={"tolerances": {"fp32": {"atol": 1e-30, "rtol": 0.0}}})
-    monkeypatch.setattr("netexport.pipeline.to_onnx.get_recipe", lambda name: strict)
+    monkeypatch.setattr("netexport.recipes.get_recipe", lambda name: strict)
     out = tmp_path / "m.onnx"
     result = invoke(runner, "onnx", "resnet18", "--input-size", "32x32", "-o", out, "--json")
     assert result.exit_code == EXIT_VERIFICATION_FAILED

@@ -14,7 +14,8 @@ from typing import Callable
 
 from .. import atomic
 from ..errors import InputError, StageFailed
-from ..recipes import Recipe, get_recipe
+from ..recipes import Recipe
+from ..sources import ModelSource, UserOptions, resolve
 from . import provenance
 from .export import ExportSettings, export_model, resolve_settings
 from .precision import (
@@ -53,6 +54,7 @@ class OnnxRequest:
     calib_samples: int | None = None  # default: the recipe's
     calib_method: str | None = None  # minmax | entropy | percentile; default: the recipe's
     calib_cache: Path | None = None
+    user: UserOptions | None = None  # --input-shape/--task/--recipe for a package.module:callable model
 
 
 @dataclass
@@ -108,9 +110,9 @@ class OnnxResult:
         return {"qdq_nodes": info.qdq_nodes, "quantized_ops": info.quantized_ops, "calibration": info.calibration}
 
 
-def default_output(recipe: Recipe, precision: str = "fp32") -> Path:
+def default_output(source: ModelSource, precision: str = "fp32") -> Path:
     suffix = "" if precision == "fp32" else f".{precision}"
-    return Path(f"{recipe.name}{suffix}.onnx")
+    return Path(f"{source.slug}{suffix}.onnx")
 
 
 class _Clock:
@@ -206,11 +208,10 @@ def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str 
     return results
 
 
-def run_onnx(request: OnnxRequest, progress: Progress | None = None, recipe: Recipe | None = None) -> OnnxResult:
-    from ..zoo import create_model
-
+def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: ModelSource | None = None) -> OnnxResult:
     check_request(request)
-    recipe = recipe or get_recipe(request.model)
+    source = source or resolve(request.model, request.user)
+    recipe = source.recipe
     settings = resolve_settings(
         recipe,
         opset=request.opset,
@@ -220,7 +221,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, recipe: Rec
         exporter=request.exporter,
         use_test_shape=request.reduced_size,
     )
-    output = Path(request.output) if request.output else default_output(recipe, request.precision)
+    output = Path(request.output) if request.output else default_output(source, request.precision)
     atomic.ensure_writable(output)
     clock = _Clock(progress)
     warnings: list[str] = []
@@ -232,7 +233,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, recipe: Rec
                             "(pass --calib-data with images or an .npz of real inputs)")
 
     with clock.stage("load") as st:
-        model = create_model(recipe.name, weights=request.weights, input_shapes=settings.input_shapes)
+        model = source.create(weights=request.weights, input_shapes=settings.input_shapes)
         if hasattr(model, "reparameterize"):
             model.reparameterize()
         st.detail = "weights " + (str(request.weights) if request.weights else "random init (seeded)")

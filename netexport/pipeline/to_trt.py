@@ -16,7 +16,8 @@ from pathlib import Path
 from .. import __version__, atomic
 from ..backends.tensorrt import BuildOptions, Profile, build_engine, gpu_runtime_reason, load_backend
 from ..errors import BackendUnavailable, InputError, VerificationFailed
-from ..recipes import Recipe, get_recipe
+from ..recipes import Recipe, recipe_names
+from ..sources import ModelSource, resolve, zoo_source
 from . import provenance
 from .to_onnx import OnnxRequest, Progress, _Clock, run_onnx
 
@@ -26,7 +27,7 @@ DEFAULT_MAX_BATCH = 16  # profile maximum for a dynamic-batch graph whose recipe
 
 @dataclass
 class TrtRequest:
-    model: str  # a zoo name or an .onnx file
+    model: str  # a zoo name, a package.module:callable or an .onnx file
     output: Path | None = None
     backend: str = "auto"
     precision: str = "fp32"
@@ -160,7 +161,9 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         except Exception as exc:
             raise InputError(f"cannot read ONNX file {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
         meta = provenance.read(proto)
-        recipe = get_recipe(meta["netexport.model"]) if meta.get("netexport.model") else None
+        # A zoo model's graph can be verified against PyTorch; a user model's file names no factory.
+        source = zoo_source(meta["netexport.model"]) if meta.get("netexport.model") in recipe_names() else None
+        recipe = source.recipe if source else None
         dynamic = any(d.dim_param for value in proto.graph.input for d in value.type.tensor_type.shape.dim[:1])
         file_precision = meta.get("netexport.precision", "fp32")
         if request.precision != "fp32" and request.precision != file_precision:
@@ -168,6 +171,7 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
                              f"(netexport onnx NAME --{request.precision})")
         precision = file_precision
         name = meta.get("netexport.model") or path.stem
+        stem = source.slug if source else path.stem
         export_shapes = _onnx_inputs(proto)
         if not dynamic and (request.shapes or any(
                 b is not None for b in (request.min_batch, request.opt_batch, request.max_batch))):
@@ -176,15 +180,16 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         onnx_bytes = path.read_bytes()
         onnx_source = str(path)
     else:
-        recipe = get_recipe(request.model)
-        precision, name = request.precision, recipe.name
+        source = resolve(request.model, request.onnx.get("user"))
+        recipe = source.recipe
+        precision, name, stem = request.precision, recipe.name, source.slug
         dynamic = wants_dynamic_batch(request, recipe)
-        engine_path = Path(request.output) if request.output else _default_engine_path(name, precision)
+        engine_path = Path(request.output) if request.output else _default_engine_path(stem, precision)
         atomic.ensure_writable(engine_path)
         onnx_path = engine_path.with_suffix(".onnx")
-        onnx_request = OnnxRequest(model=name, output=onnx_path, precision=precision, batch=request.batch,
+        onnx_request = OnnxRequest(model=request.model, output=onnx_path, precision=precision, batch=request.batch,
                                    dynamic_batch=dynamic, **request.onnx)
-        onnx_result = run_onnx(onnx_request, progress=progress, recipe=recipe)
+        onnx_result = run_onnx(onnx_request, progress=progress, source=source)
         if onnx_result.artifact is None:
             raise VerificationFailed(f"ONNX parity failed for {name}, no engine built: {'; '.join(onnx_result.failures())}")
         onnx_bytes = onnx_path.read_bytes()
@@ -195,7 +200,7 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         onnx_source = str(onnx_path)
         clock.timings.update({f"onnx.{k}": v for k, v in onnx_result.timings.items()})
 
-    engine_path = Path(request.output) if request.output else _default_engine_path(name, precision)
+    engine_path = Path(request.output) if request.output else _default_engine_path(stem, precision)
     atomic.ensure_writable(engine_path)
     options = BuildOptions(profile=profile, workspace_mib=request.workspace_mib,
                            timing_cache=Path(request.timing_cache) if request.timing_cache else None,
@@ -238,7 +243,7 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
     verifications, engine_layers = [], []
     if reason is None:
         with clock.stage("verify") as st:
-            verifications = verify_engine(spec, trt, build.plan, recipe, precision, export_shapes, request.onnx)
+            verifications = verify_engine(spec, trt, build.plan, source, precision, export_shapes, request.onnx)
             st.detail = "pass" if all(v.passed for v in verifications) else "FAIL"
         if request.inspect:
             from ..backends.tensorrt import EngineRunner
@@ -253,15 +258,15 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
     return result
 
 
-def verify_engine(spec, trt, plan: bytes, recipe: Recipe, precision: str, shapes: dict, onnx_options: dict):
+def verify_engine(spec, trt, plan: bytes, source: ModelSource, precision: str, shapes: dict, onnx_options: dict):
     """Run the engine on the ONNX check's seeded inputs and compare with PyTorch (DESIGN.md §4)."""
     from ..backends.tensorrt import EngineRunner
     from ..data import synthetic_samples
-    from ..zoo import create_model
     from .reference import torch_outputs
     from .verify import compare
 
-    model = create_model(recipe.name, weights=onnx_options.get("weights"), input_shapes=shapes)
+    recipe = source.recipe
+    model = source.create(weights=onnx_options.get("weights"), input_shapes=shapes)
     if hasattr(model, "reparameterize"):
         model.reparameterize()
     samples = list(synthetic_samples(shapes, recipe.normalization, recipe.verify_samples, seed=1))
