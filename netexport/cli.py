@@ -164,8 +164,27 @@ def _calibration_options(fn):
     return fn
 
 
+def _user_model_options(fn):
+    for option in reversed([
+        click.option("--input-shape", help="For package.module:callable models: input shape N,C,H,W."),
+        click.option("--task", help="For package.module:callable models: the task (default classification)."),
+        click.option("--recipe", "recipe_file", type=click.Path(path_type=Path),
+                     help="For package.module:callable models: a recipe YAML file."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _user_options(input_shape, task, recipe_file):
+    from .sources import UserOptions, parse_input_shape
+
+    user = UserOptions(parse_input_shape(input_shape) if input_shape else None, task, recipe_file)
+    return user if user.given() else None
+
+
 @main.command("onnx")
 @click.argument("name")
+@_user_model_options
 @click.option("--opset", type=int, help="ONNX opset (13 to the newest the exporters support).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default NAME.onnx).")
 @click.option("--weights", type=click.Path(path_type=Path), help="State dict or checkpoint to load.")
@@ -180,10 +199,10 @@ def _calibration_options(fn):
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
 @handle_errors
-def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_simplify, simplifier,
+def onnx_cmd(name, input_shape, task, recipe_file, opset, output, weights, batch, dynamic_batch, input_size, no_simplify, simplifier,
              exporter, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache, no_verify, as_json):
-    """Export NAME to ONNX, simplify it, optionally convert precision, and verify it against PyTorch
-    with ONNX Runtime."""
+    """Export NAME (a zoo model or package.module:callable) to ONNX, simplify it, optionally convert
+    precision, and verify it against PyTorch with ONNX Runtime."""
     from .pipeline.to_onnx import OnnxRequest, run_onnx
 
     if fp16 and int8:
@@ -198,6 +217,7 @@ def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_
         input_size=input_size, simplify=not no_simplify, simplifier=simplifier, verify=not no_verify,
         exporter=exporter, precision="fp16" if fp16 else "int8" if int8 else "fp32", fp16_io=fp16_io,
         calib_data=calib_data, calib_samples=calib_samples, calib_method=calib_method, calib_cache=calib_cache,
+        user=_user_options(input_shape, task, recipe_file),
     )
     result = run_onnx(request, progress=progress)
     for warning in result.warnings:
@@ -211,6 +231,7 @@ def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_
 
 @main.command("trt")
 @click.argument("name")
+@_user_model_options
 @_calibration_options
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto", show_default=True,
               help="auto: tensorrt when importable, else tensorrt-rtx.")
@@ -231,10 +252,10 @@ def onnx_cmd(name, opset, output, weights, batch, dynamic_batch, input_size, no_
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Engine file (default NAME.PRECISION.engine).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
 @handle_errors
-def trt_cmd(name, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache, backend, opset, weights,
+def trt_cmd(name, input_shape, task, recipe_file, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache, backend, opset, weights,
             input_size, batch, min_batch, opt_batch, max_batch, shapes, workspace, timing_cache, compute_capability,
             tf32, require_run, inspect, output, as_json):
-    """Build a TensorRT / TensorRT-RTX engine for NAME (a zoo model or an .onnx file)."""
+    """Build a TensorRT / TensorRT-RTX engine for NAME (a zoo model, package.module:callable or an .onnx file)."""
     from .pipeline.to_trt import TrtRequest, parse_shapes, run_trt
 
     if fp16 and int8:
@@ -244,7 +265,7 @@ def trt_cmd(name, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, 
     onnx_options = {key: value for key, value in {
         "opset": opset, "weights": weights, "input_size": input_size, "fp16_io": fp16_io or None,
         "calib_data": calib_data, "calib_samples": calib_samples, "calib_method": calib_method,
-        "calib_cache": calib_cache,
+        "calib_cache": calib_cache, "user": _user_options(input_shape, task, recipe_file),
     }.items() if value is not None}
     console = _stderr_console()
 
@@ -283,74 +304,175 @@ def trt_cmd(name, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, 
         console.print(f"built, not executed: {result.reason}")
 
 
+@main.command("bench")
+@click.argument("name")
+@_user_model_options
+@click.option("--precision", "precisions", default="fp32,fp16,int8", show_default=True,
+              help="Comma-separated precisions to time.")
+@click.option("--backend", "backends",
+              help="Comma-separated: torch, onnxruntime, tensorrt-rtx, tensorrt (default: all; TensorRT needs a GPU).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Batch size.")
+@click.option("--threads", type=int, help="Intra-op threads for torch and ONNX Runtime (default: every core).")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs first.")
+@click.option("--iterations", type=int, default=30, show_default=True,
+              help="Timed runs (more until 2 s have passed, at most 200).")
+@click.option("--input-size", callback=_parse_size, help="Spatial input size HxW (default: the recipe's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
+@handle_errors
+def bench_cmd(name, input_shape, task, recipe_file, precisions, backends, batch, threads, warmup, iterations, input_size,
+              as_json):
+    """Time NAME on PyTorch eager (the baseline), ONNX Runtime and TensorRT in each precision: median and p90
+    latency, throughput and speed-up over PyTorch. Graphs are built without the parity check (verify's job)."""
+    from .bench import BACKENDS, PRECISIONS, BenchRequest, parse_names, render, run_bench
+
+    request = BenchRequest(
+        model=name, precisions=parse_names(precisions, PRECISIONS, "precision"),
+        backends=parse_names(backends, BACKENDS, "backend") if backends is not None else None,
+        batch=batch, threads=threads, warmup=warmup, iterations=iterations, input_size=input_size,
+        user=_user_options(input_shape, task, recipe_file),
+    )
+    console = _stderr_console()
+    result = run_bench(request, on_event=lambda message: console.print(f"[green]✓[/green] {message}"))
+    if as_json:
+        _emit_json(result.to_dict())
+    from rich.console import Console
+
+    render(result, console if as_json else Console(highlight=False))
+
+
 @main.command("verify")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_models", is_flag=True, help="Every model in the zoo.")
-@click.option("--task", help="Every model of this task.")
+@click.option("--task", help="Every zoo model of this task; with package.module:callable models, their task.")
 @click.option("--precision", "precisions", default="fp32,fp16,int8", show_default=True,
               help="Comma-separated precisions to verify.")
+@click.option("--backend", "backends", default="onnxruntime", show_default=True,
+              help="Comma-separated: onnxruntime, tensorrt-rtx, tensorrt; `installed` = every importable one.")
+@click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Cells run in this many worker processes.")
+@click.option("--shard", help="Run only shard I of N of the matrix (I/N); merge with `netexport report merge`.")
 @click.option("--reduced-size", is_flag=True, help="Use the recipes' reduced test sizes (quick check).")
-@click.option("--report", "report_dir", type=click.Path(path_type=Path), help="Write report.json and report.md here.")
-@click.option("--json", "as_json", is_flag=True, help="Print every cell as JSON to stdout.")
+@click.option("--weights", type=click.Path(path_type=Path), help="State dict or checkpoint (one model only).")
+@click.option("--input-shape", help="For package.module:callable models: input shape N,C,H,W.")
+@click.option("--recipe", "recipe_file", type=click.Path(path_type=Path),
+              help="For package.module:callable models: a recipe YAML file.")
+@click.option("--report", "report_dir", type=click.Path(path_type=Path),
+              help="Write report.json, report.md, junit.xml and report.html here.")
+@click.option("--no-cache", is_flag=True, help="Run every cell, ignoring cached results.")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Where cell results are cached (default $NETEXPORT_CACHE_DIR or ~/.cache/netexport/verify).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON to stdout.")
 @handle_errors
-def verify_cmd(names, all_models, task, precisions, reduced_size, report_dir, as_json):
-    """Export and verify models in each precision on ONNX Runtime; exit 1 if any cell fails.
+def verify_cmd(names, all_models, task, precisions, backends, jobs, shard, reduced_size, weights, input_shape,
+               recipe_file, report_dir, no_cache, cache_dir, as_json):
+    """Run the verification matrix (models x precisions x backends) and gate on it: exit 0 when every
+    cell passes, is a documented xfail/skip or was built by a compile-only backend; 1 otherwise.
     INT8 cells calibrate on synthetic images (the check is parity, not accuracy)."""
     import time
 
-    from .gate import run_matrix
-    from .recipes import TASKS, recipe_names
-    from .report import cell_label, write_reports
+    from . import matrix
+    from .cache import ResultCache, default_dir, toolchain_versions
+    from .gate import RunSettings, run_matrix
+    from .progress import MatrixProgress
+    from .report import cell_text, counts_text, exit_code, write_reports
 
-    if task is not None and task not in TASKS:
-        raise InputError(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
-    precision_list = [p.strip() for p in precisions.split(",") if p.strip()]
-    unknown = [p for p in precision_list if p not in ("fp32", "fp16", "int8")]
-    if unknown or not precision_list:
-        raise InputError(f"unknown precision {','.join(unknown) or precisions!r}: choose from fp32, fp16, int8")
-    if all_models and names:
-        raise InputError("give model names or --all, not both")
-    known = recipe_names()
-    if all_models or (task and not names):
-        selected = recipe_names(task)
-    else:
-        from .zoo.registry import unknown_name_message
-
-        for name in names:
-            if name not in known:
-                raise InputError(unknown_name_message(name, known))
-        selected = [n for n in dict.fromkeys(names) if task is None or n in recipe_names(task)]
-    if not selected:
-        raise InputError("no models selected: name some, or use --all / --task")
+    models, user = _select_models(names, all_models, task, input_shape, recipe_file)
+    if weights is not None and len(models) != 1:
+        raise InputError("--weights applies to one model at a time")
+    precision_list = _split_choices(precisions, matrix.PRECISION_ORDER, "precision")
+    backend_list = _verify_backends(backends)
+    if jobs < 1:
+        raise InputError(f"-j/--jobs must be at least 1, not {jobs}")
+    cells = matrix.build(models, precision_list, backend_list)
+    shard_spec = matrix.parse_shard(shard) if shard else None
+    if shard_spec:
+        cells = matrix.shard(cells, *shard_spec)
     if report_dir is not None:
         from . import atomic
 
         atomic.ensure_writable(report_dir / "report.json")
+    cache = None if no_cache else ResultCache(cache_dir or default_dir())
 
     console = _stderr_console()
     start = time.perf_counter()
+    settings = RunSettings(reduced_size=reduced_size, weights=weights, user=user)
+    with MatrixProgress(console, len(cells), cell_text) as progress:
+        run = run_matrix(cells, settings, jobs=jobs, cache=cache, on_start=progress.started, on_done=progress.finished)
 
-    def on_cell(cell, done, total):
-        colour = {"pass": "green", "xfail": "yellow"}.get(cell["status"], "red")
-        failures = "; ".join(cell.get("failures", []))
-        console.print(
-            f"[{done}/{total}] {cell['model']:<22} {cell['precision']}/{cell['backend']:<12} "
-            f"[{colour}]{cell_label(cell)}[/{colour}] {cell['seconds']:.1f}s {failures}"
-        )
-
-    cells = run_matrix(selected, precision_list, reduced_size=reduced_size, on_cell=on_cell)
-    failed = [c for c in cells if c["status"] in ("fail", "error")]
-    meta = {"models": len(selected), "precisions": precision_list, "seconds": round(time.perf_counter() - start, 1),
-            "reduced_size": reduced_size, "passed": not failed}
+    meta = {"models": sorted(dict.fromkeys(models)), "precisions": precision_list, "backends": backend_list, "cells": len(run.cells),
+            "shard": shard, "jobs": jobs, "reduced_size": reduced_size, "cache_hits": run.cache_hits,
+            "seconds": round(time.perf_counter() - start, 1), "passed": exit_code(run.cells) == 0,
+            "toolchain": toolchain_versions()}
     if report_dir is not None:
-        for path in write_reports(report_dir, cells, meta):
+        for path in write_reports(report_dir, run.cells, meta):
             console.print(f"wrote {path}")
     if as_json:
-        _emit_json({"meta": meta, "cells": cells})
-    counts = {s: sum(c["status"] == s for c in cells) for s in ("pass", "xfail", "fail", "error")}
-    console.print(", ".join(f"{n} {s}" for s, n in counts.items()) + f" in {meta['seconds']}s")
-    if failed:
+        _emit_json({"meta": meta, "cells": run.cells})
+    cached = f", {run.cache_hits} from cache" if run.cache_hits else ""
+    console.print(f"{len(run.cells)} cells: {counts_text(run.cells) or 'none'} in {meta['seconds']}s{cached}")
+    if exit_code(run.cells):
         sys.exit(EXIT_VERIFICATION_FAILED)
+
+
+def _split_choices(text: str, choices, what: str) -> list[str]:
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in items if p not in choices]
+    if unknown or not items:
+        raise InputError(f"unknown {what} {','.join(unknown) or text!r}: choose from {', '.join(choices)}")
+    return list(dict.fromkeys(items))
+
+
+def _verify_backends(text: str) -> list[str]:
+    """Backend names, checked importable up front (exit 3 with the install command if not)."""
+    from .backends.tensorrt import SPECS, load_backend
+    from .matrix import BACKEND_ORDER
+
+    if text.strip() == "installed":
+        found = ["onnxruntime"]
+        for name in SPECS:
+            try:
+                load_backend(name)
+                found.append(name)
+            except NetexportError:
+                pass
+        return found
+    backends = _split_choices(text, BACKEND_ORDER, "backend")
+    for name in backends:
+        if name != "onnxruntime":
+            load_backend(name)  # BackendUnavailable: exit 3
+    return backends
+
+
+def _select_models(names, all_models, task, input_shape, recipe_file):
+    """(model references, UserOptions or None) from the verify arguments."""
+    from .recipes import TASKS, recipe_names
+    from .sources import is_user_ref
+
+    user_refs = [n for n in names if is_user_ref(n)]
+    if task is not None and task not in TASKS:
+        raise InputError(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
+    if all_models and names:
+        raise InputError("give model names or --all, not both")
+    if (input_shape or recipe_file) and not user_refs:
+        raise InputError("--input-shape and --recipe apply to package.module:callable models")
+    user = _user_options(input_shape, task, recipe_file) if user_refs else None
+    if user_refs:
+        from .sources import resolve
+
+        for ref in user_refs:
+            resolve(ref, user)  # a bad reference or recipe is exit 2 before any cell runs
+    known = recipe_names()
+    if all_models or (task and not names):
+        return recipe_names(task), user
+    from .zoo.registry import unknown_name_message
+
+    for name in names:
+        if name not in known and name not in user_refs:
+            raise InputError(unknown_name_message(name, known))
+    task_filter = task if not user_refs else None
+    selected = [n for n in dict.fromkeys(names) if n in user_refs or task_filter is None or n in recipe_names(task_filter)]
+    if not selected:
+        raise InputError("no models selected: name some, or use --all / --task")
+    return selected, user
 
 
 def _report_verification(console, result) -> None:
@@ -369,6 +491,35 @@ def _report_verification(console, result) -> None:
         console.print("nothing written (rerun with --no-verify to write the unverified artifact)")
     elif not result.verified:
         console.print("[yellow]not verified[/yellow] (--no-verify)")
+
+
+@main.group("report")
+def report_group():
+    """Work with the report directories `netexport verify --report` writes."""
+
+
+@report_group.command("merge")
+@click.argument("directories", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Directory for the merged report.json, report.md, junit.xml and report.html.")
+@click.option("--json", "as_json", is_flag=True, help="Print the merged report as JSON to stdout.")
+@handle_errors
+def report_merge_cmd(directories, output, as_json):
+    """Merge the reports of several shards of one verify matrix (each DIR holds a report.json);
+    exit 1 if any merged cell failed."""
+    from . import atomic
+    from .report import counts_text, exit_code, merge, write_reports
+
+    atomic.ensure_writable(output / "report.json")
+    meta, cells = merge(list(directories))
+    write_reports(output, cells, meta)
+    if as_json:
+        _emit_json({"meta": meta, "cells": cells})
+    click.echo(f"merged {len(directories)} reports, {len(cells)} cells: {counts_text(cells) or 'none'} -> {output}",
+               err=True)
+    code = exit_code(cells)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

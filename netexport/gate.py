@@ -1,66 +1,230 @@
-"""`netexport verify`: run every requested (model, precision, backend) cell and gate on the result.
+"""`netexport verify`: run every (model, precision, backend) cell of the matrix and gate on the result.
 
-A cell is pass, fail, xfail (a documented recipe limitation that failed as expected) or error
-(the pipeline could not run: an exception other than a parity failure). Limitations that turn out
-to pass are reported as pass with their note, so stale xfails show up in every report.
+A cell is pass, fail, xfail (a documented recipe limitation that failed as expected), skip (a
+recipe limitation that says not to run it), built (a compile-only backend built the engine but
+cannot run it here) or error (the pipeline crashed). Limitations that turn out to pass are
+reported as pass with their note, so stale xfails show up in every report.
+
+Cells run in this process (`jobs=1`) or in worker processes; each cell is self-contained (seeded
+model, seeded data, its own temp dir), so the results do not depend on how many workers ran them.
 """
 
 from __future__ import annotations
 
+import os
+import statistics
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .cache import ResultCache, cell_key
 from .errors import NetexportError
-from .recipes import get_recipe
+from .matrix import Cell
+from .sources import UserOptions, resolve
 
-BACKEND = "onnxruntime"
+LATENCY_RUNS = 5  # ONNX Runtime latency per cell: median of this many runs after one warm-up
 
 
-def run_cell(name: str, precision: str, workdir: Path, reduced_size: bool) -> dict:
+@dataclass(frozen=True)
+class RunSettings:
+    """Run options that shape results (part of the cache key)."""
+
+    reduced_size: bool = False
+    weights: Path | None = None
+    user: UserOptions | None = None
+
+    def key_fields(self) -> dict:
+        return {"reduced_size": self.reduced_size}
+
+
+@dataclass
+class MatrixRun:
+    cells: list[dict] = field(default_factory=list)
+    cache_hits: int = 0
+
+
+# ---- one cell -----------------------------------------------------------------------------------
+
+
+def run_cell(cell: Cell, settings: RunSettings) -> dict:
+    """Run one cell to a result dict; never raises for a model's failure."""
+    start = time.perf_counter()
+    result = {"model": cell.model, "precision": cell.precision, "backend": cell.backend}
+    try:
+        source = resolve(cell.model, settings.user)
+        recipe = source.recipe
+        result["task"] = recipe.task
+        limitation = recipe.limitation(cell.precision, cell.backend)
+        if limitation is not None and limitation.status == "skip":
+            result.update(status="skip", reason=limitation.reason)
+        else:
+            with tempfile.TemporaryDirectory(prefix="netexport-cell-") as tmp:
+                run = _run_onnxruntime if cell.backend == "onnxruntime" else _run_engine
+                result.update(run(cell, source, settings, Path(tmp)))
+            if limitation is not None and result["status"] in ("pass", "fail"):  # parity was checked
+                result["reason"] = limitation.reason
+                if result["status"] == "fail":
+                    result["status"] = "xfail"
+    except NetexportError as exc:
+        result.update(status="error", failures=[exc.message])
+    except Exception as exc:  # a crash in one model must not hide the rest of the matrix
+        result.update(status="error", failures=[f"{type(exc).__name__}: {_first_line(exc)}"])
+    result.setdefault("task", "unknown")
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    return result
+
+
+def _run_onnxruntime(cell: Cell, source, settings: RunSettings, workdir: Path) -> dict:
     from .pipeline.to_onnx import OnnxRequest, run_onnx
 
-    recipe = get_recipe(name)
-    cell = {"model": name, "task": recipe.task, "precision": precision, "backend": BACKEND}
-    limitation = recipe.limitation(precision, BACKEND)
-    start = time.perf_counter()
+    artifact = workdir / f"{source.slug}.{cell.precision}.onnx"
+    request = OnnxRequest(cell.model, output=artifact, reduced_size=settings.reduced_size,
+                          precision=cell.precision, weights=settings.weights, user=settings.user)
+    result = run_onnx(request, source=source)
+    out = result.to_dict()
+    out.pop("artifact", None)
+    out["status"] = "pass" if result.passed else "fail"
+    out["failures"] = result.failures()
+    if result.artifact is not None:
+        out["latency_ms"] = _onnxruntime_latency_ms(result.artifact, source.recipe, result.input_shapes)
+    return out
+
+
+def _onnxruntime_latency_ms(path: Path, recipe, input_shapes: dict) -> float:
+    """Median single-batch latency of the verified graph (a rough figure; `netexport bench` measures)."""
+    from .backends.onnxruntime import OnnxRuntimeRunner
+    from .data import synthetic_inputs
+
+    shapes = {k: tuple(1 if d == "batch" else d for d in v) for k, v in input_shapes.items()}
+    feed = synthetic_inputs(shapes, recipe.normalization, seed=2)
+    with OnnxRuntimeRunner(str(path)) as runner:
+        runner.infer(feed)
+        runs = []
+        for _ in range(LATENCY_RUNS):
+            start = time.perf_counter()
+            runner.infer(feed)
+            runs.append(time.perf_counter() - start)
+    return round(statistics.median(runs) * 1000, 3)
+
+
+def _run_engine(cell: Cell, source, settings: RunSettings, workdir: Path) -> dict:
+    """Build (and where a GPU runtime exists, run and verify) the engine. ONNX parity is the
+    onnxruntime cell's job, so the ONNX stage here skips it."""
+    from .pipeline.to_trt import TrtRequest, run_trt
+
+    onnx = {"reduced_size": settings.reduced_size, "verify": False}
+    if settings.weights:
+        onnx["weights"] = settings.weights
+    if settings.user:
+        onnx["user"] = settings.user
+    request = TrtRequest(cell.model, output=workdir / f"{source.slug}.{cell.precision}.engine",
+                         backend=cell.backend, precision=cell.precision, onnx=onnx, batch=1)
+    result = run_trt(request)
+    sidecar = result.sidecar
+    out = {
+        "engine": {"bytes": sidecar["engine_bytes"], "build_seconds": sidecar["build_seconds"],
+                   "backend_version": sidecar["backend_version"], "layer_precisions": sidecar["layer_precisions"],
+                   "executed": result.executed, "reason": result.reason},
+        "timings": result.timings,
+        "verification": [v.to_dict() for v in result.verifications],
+        "failures": [line for v in result.verifications for line in v.failures()],
+    }
+    if not result.executed:
+        out.update(status="built", reason=f"built, not executed: {result.reason}")
+    else:
+        out["status"] = "pass" if result.passed else "fail"
+    return out
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+# ---- the matrix ---------------------------------------------------------------------------------
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_matrix(cells: list[Cell], settings: RunSettings, jobs: int = 1, cache: ResultCache | None = None,
+               on_start: Callable[[Cell], None] | None = None,
+               on_done: Callable[[dict], None] | None = None) -> MatrixRun:
+    """Run `cells` (cached results first), calling back as cells start and finish; results come
+    back in matrix order whatever order they finished in."""
+    run = MatrixRun()
+    results: dict[Cell, dict] = {}
+    keys: dict[Cell, str] = {}
+    pending = []
+    for cell in cells:
+        if cache is not None:
+            keys[cell] = _key(cell, settings)
+            hit = cache.get(keys[cell]) if keys[cell] else None
+            if hit is not None:
+                hit["cached"] = True
+                results[cell] = hit
+                run.cache_hits += 1
+                if on_done:
+                    on_done(hit)
+                continue
+        pending.append(cell)
+
+    def finish(cell: Cell, result: dict) -> None:
+        result["cached"] = False
+        results[cell] = result
+        if cache is not None and keys.get(cell):
+            cache.put(keys[cell], result)
+        if on_done:
+            on_done(result)
+
+    if jobs <= 1:
+        for cell in pending:
+            if on_start:
+                on_start(cell)
+            finish(cell, run_cell(cell, settings))
+    else:
+        _run_parallel(pending, settings, jobs, on_start, finish)
+    run.cells = [results[cell] for cell in cells]
+    return run
+
+
+def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int, on_start, finish) -> None:
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")  # torch is not fork-safe once its pools exist
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
+                             initargs=(threads,)) as pool:
+        queue = list(pending)
+        running = {}
+        while queue or running:
+            while queue and len(running) < jobs:
+                cell = queue.pop(0)
+                if on_start:
+                    on_start(cell)
+                running[pool.submit(run_cell, cell, settings)] = cell
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                cell = running.pop(future)
+                try:
+                    result = future.result()
+                except Exception as exc:  # the worker died (out of memory, a native crash)
+                    result = {"model": cell.model, "precision": cell.precision, "backend": cell.backend,
+                              "task": "unknown", "status": "error", "seconds": 0.0,
+                              "failures": [f"worker process failed: {type(exc).__name__}: {_first_line(exc)}"]}
+                finish(cell, result)
+
+
+def _key(cell: Cell, settings: RunSettings) -> str | None:
+    """The cell's cache key, or None when it cannot be computed (the cell then runs and reports why)."""
     try:
-        request = OnnxRequest(name, output=workdir / f"{name}.{precision}.onnx", reduced_size=reduced_size,
-                              precision=precision)
-        result = run_onnx(request)
-        cell.update(result.to_dict())
-        passed = result.passed
-        cell["failures"] = result.failures()
-    except NetexportError as exc:
-        passed = False
-        cell["failures"] = [exc.message]
-        cell["status"] = "error"
-    except Exception as exc:  # a crash in one model must not hide the rest of the matrix
-        passed = False
-        cell["failures"] = [f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"]
-        cell["status"] = "error"
-    if "status" not in cell:
-        cell["status"] = "pass" if passed else "fail"
-    if limitation is not None:
-        cell["reason"] = limitation.reason
-        if not passed:
-            cell["status"] = "xfail"
-    cell["seconds"] = round(time.perf_counter() - start, 2)
-    if cell.get("artifact"):
-        Path(cell["artifact"]).unlink(missing_ok=True)
-        cell["artifact"] = None
-    return cell
-
-
-def run_matrix(names: list[str], precisions: list[str], reduced_size: bool = False,
-               on_cell: Callable[[dict, int, int], None] | None = None) -> list[dict]:
-    cells = []
-    matrix = [(name, precision) for name in names for precision in precisions]
-    with tempfile.TemporaryDirectory(prefix="netexport-verify-") as tmp:
-        for i, (name, precision) in enumerate(matrix):
-            cell = run_cell(name, precision, Path(tmp), reduced_size)
-            cells.append(cell)
-            if on_cell:
-                on_cell(cell, i + 1, len(matrix))
-    return cells
+        source = resolve(cell.model, settings.user)
+    except NetexportError:
+        return None
+    return cell_key(source, cell, settings.key_fields(), settings.weights)

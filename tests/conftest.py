@@ -20,3 +20,9 @@ def _release_memory():
     import gc
 
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _private_verify_cache(tmp_path_factory, monkeypatch):
+    """`netexport verify` caches results; tests never read or fill the user's cache."""
+    monkeypatch.setenv("NETEXPORT_CACHE_DIR", str(tmp_path_factory.mktemp("verify-cache")))

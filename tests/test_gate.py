@@ -1,57 +1,166 @@
-"""`netexport verify`: the matrix, its reports and its exit code."""
+"""`netexport verify`: the matrix, its backends, caching, sharding, workers and the exit code."""
 
+import copy
 import json
 
+import pytest
 from click.testing import CliRunner
 
-from netexport import cli
-from netexport.errors import EXIT_USAGE, EXIT_VERIFICATION_FAILED
-from netexport.recipes import get_recipe
+from netexport import cli, matrix, recipes
+from netexport.errors import EXIT_BACKEND_UNAVAILABLE, EXIT_USAGE, EXIT_VERIFICATION_FAILED
 
 
 def _cli(*args):
     return CliRunner().invoke(cli.main, [str(a) for a in args], catch_exceptions=False)
 
 
-def test_verify_runs_every_cell_and_writes_reports(tmp_path):
-    result = _cli("verify", "lenet5", "resnet18", "--precision", "fp32,int8", "--reduced-size",
-                  "--report", tmp_path, "--json")
+def _cells(result):
+    return json.loads(result.stdout)["cells"]
+
+
+def _figures(cells):
+    """What a cell found, without timings: statuses, every compared number, engine facts."""
+    return {
+        (c["model"], c["precision"], c["backend"]): (
+            c["status"],
+            [[(o["max_abs_err"], o["cosine"]) for o in v["outputs"]] for v in c.get("verification", [])],
+            (c.get("engine") or {}).get("bytes"),
+        )
+        for c in cells
+    }
+
+
+def _with_recipe(monkeypatch, name, change):
+    """Patch the merged recipe of one zoo model for the rest of the test."""
+    raws = copy.deepcopy(recipes._raw_recipes())
+    change(raws[name])
+    monkeypatch.setattr(recipes, "_raw_recipes", lambda: raws)
+
+
+@pytest.mark.xdist_group("verify-matrix")
+def test_verify_runs_onnxruntime_and_engine_cells_and_writes_every_report(tmp_path):
+    result = _cli("verify", "lenet5", "resnet18", "--precision", "fp32,int8", "--backend", "onnxruntime,tensorrt-rtx",
+                  "--reduced-size", "--report", tmp_path, "--json", "--no-cache")
     assert result.exit_code == 0, result.output
-    cells = json.loads(result.stdout)["cells"]
-    assert sorted((c["model"], c["precision"]) for c in cells) == [
-        ("lenet5", "fp32"), ("lenet5", "int8"), ("resnet18", "fp32"), ("resnet18", "int8")]
-    assert all(c["status"] == "pass" for c in cells)
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert len(report["cells"]) == 4 and report["meta"]["passed"] is True
-    table = (tmp_path / "report.md").read_text()
-    assert "| resnet18 | classification | pass (max \\|Δ\\|" in table and "int8 · onnxruntime" in table
-    assert "[4/4]" in result.stderr
+    cells = _cells(result)
+    assert [(c["model"], c["precision"], c["backend"]) for c in cells] == [
+        (m, p, b) for m in ("lenet5", "resnet18") for p in ("fp32", "int8") for b in ("onnxruntime", "tensorrt-rtx")]
+    for cell in cells:
+        if cell["backend"] == "onnxruntime":
+            assert cell["status"] == "pass" and cell["verification"] and cell["latency_ms"] > 0
+        else:  # no GPU here: compiled, not run, and said so
+            assert cell["status"] == "built" and cell["reason"].startswith("built, not executed: ")
+            assert cell["engine"]["bytes"] > 0 and cell["engine"]["executed"] is False
+    assert {p.name for p in tmp_path.iterdir()} >= {"report.json", "report.md", "junit.xml", "report.html"}
+    assert json.loads((tmp_path / "report.json").read_text())["meta"]["passed"] is True
+    assert "[8/8]" in result.stderr
 
 
-def test_a_failing_cell_exits_1_and_a_limitation_shows_as_xfail(tmp_path, monkeypatch):
-    strict = get_recipe("resnet18", overrides={"tolerances": {"fp32": {"atol": 1e-30, "rtol": 0.0}}})
-    documented = get_recipe("resnet18", overrides={
-        "tolerances": {"fp32": {"atol": 1e-30, "rtol": 0.0}},
-        "limitations": [{"precision": "fp32", "backend": "onnxruntime", "reason": "a documented test limitation"}],
-    })
-    monkeypatch.setattr("netexport.gate.get_recipe", lambda name: strict)
-    monkeypatch.setattr("netexport.pipeline.to_onnx.get_recipe", lambda name: strict)
-    result = _cli("verify", "resnet18", "--precision", "fp32", "--reduced-size", "--report", tmp_path)
+@pytest.mark.xdist_group("verify-matrix")
+def test_workers_give_the_same_results_as_one_process():
+    args = ["verify", "lenet5", "resnet18", "--precision", "fp32,fp16,int8", "--reduced-size", "--json", "--no-cache"]
+    one, two = _cli(*args), _cli(*args, "-j", "2")
+    assert one.exit_code == two.exit_code == 0, two.output
+    assert _figures(_cells(one)) == _figures(_cells(two))
+
+
+def test_cache_hits_when_unchanged_and_reruns_only_the_changed_model(tmp_path, monkeypatch):
+    args = ["verify", "lenet5", "resnet18", "--precision", "fp32", "--reduced-size", "--json", "--cache-dir", tmp_path]
+    first = _cli(*args)
+    assert [c["cached"] for c in _cells(first)] == [False, False]
+    again = _cli(*args)
+    assert [c["cached"] for c in _cells(again)] == [True, True]
+    assert _figures(_cells(again)) == _figures(_cells(first))
+    assert json.loads(again.stdout)["meta"]["cache_hits"] == 2
+    _with_recipe(monkeypatch, "lenet5", lambda raw: raw.update(verify_samples=3))
+    changed = _cli(*args)
+    assert {c["model"]: c["cached"] for c in _cells(changed)} == {"lenet5": False, "resnet18": True}
+    forced = _cli(*args, "--no-cache")
+    assert [c["cached"] for c in _cells(forced)] == [False, False]
+
+
+def test_shards_cover_every_cell_exactly_once():
+    cells = matrix.build(["a", "b", "c"], ["int8", "fp32", "fp16"], ["tensorrt-rtx", "onnxruntime"])
+    assert len(cells) == 18 and len(set(cells)) == 18
+    assert [c.precision for c in cells[:6:2]] == ["fp32", "fp16", "int8"]  # policy order, not as given
+    for count in (1, 2, 4, 7, 18, 25):
+        shards = [matrix.shard(cells, i, count) for i in range(1, count + 1)]
+        flat = [c for s in shards for c in s]
+        assert sorted(flat, key=lambda c: c.key) == sorted(cells, key=lambda c: c.key)
+        assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_sharded_runs_merge_into_the_full_report(tmp_path):
+    base = ["verify", "lenet5", "--precision", "fp32,fp16,int8", "--reduced-size", "--no-cache"]
+    full = _cli(*base, "--report", tmp_path / "full")
+    parts = [_cli(*base, "--shard", f"{i}/2", "--report", tmp_path / f"s{i}") for i in (1, 2)]
+    assert full.exit_code == 0 and all(p.exit_code == 0 for p in parts)
+    merged = _cli("report", "merge", tmp_path / "s1", tmp_path / "s2", "-o", tmp_path / "merged", "--json")
+    assert merged.exit_code == 0, merged.output
+    expected = json.loads((tmp_path / "full" / "report.json").read_text())["cells"]
+    assert _figures(json.loads(merged.stdout)["cells"]) == _figures(expected)
+
+
+def test_a_failing_cell_exits_1_and_a_limitation_turns_it_into_xfail(tmp_path, monkeypatch):
+    impossible = {"fp32": {"atol": 1e-30, "rtol": 0.0}}
+    _with_recipe(monkeypatch, "lenet5", lambda raw: raw["tolerances"].update(impossible))
+    args = ["verify", "lenet5", "--precision", "fp32", "--reduced-size", "--report", tmp_path, "--no-cache"]
+    result = _cli(*args)
     assert result.exit_code == EXIT_VERIFICATION_FAILED
-    assert "fail" in (tmp_path / "report.md").read_text()
-    monkeypatch.setattr("netexport.gate.get_recipe", lambda name: documented)
-    monkeypatch.setattr("netexport.pipeline.to_onnx.get_recipe", lambda name: documented)
-    result = _cli("verify", "resnet18", "--precision", "fp32", "--reduced-size", "--report", tmp_path)
-    assert result.exit_code == 0
-    assert "xfail: a documented test limitation" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "report.json").read_text())["cells"][0]["status"] == "fail"
+    limitation = {"precision": "fp32", "backend": "onnxruntime", "reason": "a documented test limitation"}
+    _with_recipe(monkeypatch, "lenet5", lambda raw: raw.update(tolerances={**raw["tolerances"], **impossible},
+                                                               limitations=[limitation]))
+    result = _cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "a documented test limitation" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "report.json").read_text())["cells"][0]["status"] == "xfail"
 
 
-def test_verify_usage_errors():
+def test_user_model_through_verify_with_a_recipe_file(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("task: classification\ninputs:\n  - {name: image, shape: [1, 3, 64, 64]}\n")
+    result = _cli("verify", "torchvision.models:resnet18", "--recipe", recipe, "--precision", "fp32,fp16",
+                  "--json", "--no-cache")
+    assert result.exit_code == 0, result.output
+    cells = _cells(result)
+    assert [c["status"] for c in cells] == ["pass", "pass"]
+    assert cells[0]["input_shapes"] == {"image": [1, 3, 64, 64]}
+
+
+def test_verify_usage_errors(tmp_path):
+    bad_recipe = tmp_path / "bad.yaml"
+    bad_recipe.write_text("inputs: 3\n")
     for args, fragment in [
         (["verify", "resnet5"], "unknown model"),
         (["verify"], "no models selected"),
         (["verify", "--all", "resnet18"], "not both"),
         (["verify", "resnet18", "--precision", "fp8"], "unknown precision"),
+        (["verify", "resnet18", "--backend", "tensorflow"], "unknown backend"),
+        (["verify", "resnet18", "--shard", "3/2"], "--shard"),
+        (["verify", "resnet18", "--shard", "x"], "--shard"),
+        (["verify", "resnet18", "-j", "0"], "--jobs"),
+        (["verify", "resnet18", "--input-shape", "1,3,64,64"], "package.module:callable"),
+        (["verify", "torchvision.models:nothing_here", "--input-shape", "1,3,64,64"], "has no attribute"),
+        (["verify", "os:getcwd", "--input-shape", "1,3,64,64"], "not a torch.nn.Module"),
+        (["verify", "torchvision.models:resnet18", "--recipe", bad_recipe], "inputs"),
+        (["report", "merge", tmp_path / "nothing", "-o", tmp_path / "out"], "report.json"),
     ]:
         result = _cli(*args)
-        assert result.exit_code == EXIT_USAGE and fragment in result.stderr, (args, result.output)
+        assert result.exit_code == EXIT_USAGE, (args, result.output)
+        assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+
+
+def test_a_missing_backend_exits_3(monkeypatch):
+    import importlib
+
+    real_import = importlib.import_module
+
+    def without_tensorrt(name, *args, **kwargs):
+        if name == "tensorrt":
+            raise ImportError("No module named 'tensorrt'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", without_tensorrt)
+    result = _cli("verify", "lenet5", "--backend", "onnxruntime,tensorrt")
+    assert result.exit_code == EXIT_BACKEND_UNAVAILABLE and "pip install" in result.stderr
