@@ -21,7 +21,7 @@ test: install
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -q
 
 verify-all: install
-	$(BIN)/netexport verify --all --precision fp32,fp16,int8 --report $(REPORTS)
+	$(BIN)/netexport verify --all --precision fp32,fp16,int8 --backend installed -j $(JOBS) --report $(REPORTS)
 
 readme: install
 	$(BIN)/python -m netexport.docs README.md

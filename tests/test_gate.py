@@ -2,6 +2,7 @@
 
 import copy
 import json
+from xml.etree import ElementTree
 
 import pytest
 from click.testing import CliRunner
@@ -51,8 +52,12 @@ def test_verify_runs_onnxruntime_and_engine_cells_and_writes_every_report(tmp_pa
         else:  # no GPU here: compiled, not run, and said so
             assert cell["status"] == "built" and cell["reason"].startswith("built, not executed: ")
             assert cell["engine"]["bytes"] > 0 and cell["engine"]["executed"] is False
-    assert {p.name for p in tmp_path.iterdir()} >= {"report.json", "report.md", "junit.xml", "report.html"}
     assert json.loads((tmp_path / "report.json").read_text())["meta"]["passed"] is True
+    suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
+    assert len(suite.findall(".//testcase")) == len(cells) and not suite.findall(".//failure")
+    table = [line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in table[1:]] == ["| lenet5", "| resnet18"]
+    assert "<svg" in (tmp_path / "report.html").read_text()
     assert "[8/8]" in result.stderr
 
 
