@@ -117,6 +117,7 @@ class Recipe:
     reference: Reference
     task_check: str
     verify_samples: int
+    task_min_agreement: Mapping[str, float] = field(default_factory=dict)  # precision -> rate (dense checks)
     train_aux_outputs: int = 0  # extra outputs in train mode only (auxiliary classifiers)
     bn_shift: float = 0.0  # random init only: BN shift set before the warm-up (stabilises deep stacks)
     fp16_keep_ops: tuple[str, ...] = ()
@@ -276,6 +277,7 @@ def build_recipe(raw: dict) -> Recipe:
         reference=reference,
         task_check=need("task_check"),
         verify_samples=int(raw.get("verify_samples", 2)),
+        task_min_agreement={str(k): float(v) for k, v in raw.get("task_min_agreement", {}).items()},
         train_aux_outputs=int(raw.get("train_aux_outputs", 0)),
         bn_shift=float(raw.get("random_init", {}).get("bn_shift", 0.0)),
         fp16_keep_ops=tuple(fp16.get("keep_fp32_ops", [])),

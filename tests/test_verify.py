@@ -70,3 +70,33 @@ def test_top1_disagreement_fails_but_a_tie_within_tolerance_does_not():
     assert not flipped.task.passed and flipped.task.detail == "top-1 agreement 0/1"
     tie = compare(recipe, "fp32", "fake", [_logits([[1.0, 1.00001, 0.0]])], [_logits([[1.00001, 1.0, 0.0]])])
     assert tie.task.passed and tie.passed
+
+
+def _segmenter(min_agreement):
+    from netexport.recipes import build_recipe, raw_recipe
+
+    raw = raw_recipe("resnet18")
+    raw.update(task="semantic-segmentation", task_check="pixel-argmax", outputs=["out"],
+               task_min_agreement=min_agreement)
+    return build_recipe(raw)
+
+
+def test_pixel_argmax_counts_flipped_pixels_against_the_recipe_rate():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(1, 3, 10, 10))
+    scores[:, 0] += 5.0  # class 0 wins everywhere by a wide margin
+    flipped = scores.copy()
+    flipped[0, 1, 0, :3] += 20.0  # 3 of 100 pixels change class
+    strict, lenient = _segmenter({"int8": 1.0}), _segmenter({"int8": 0.97})
+    for recipe, passes in ((strict, False), (lenient, True)):
+        result = compare(recipe, "int8", "fake", [{"out": scores}], [{"out": flipped}])
+        assert result.task.value == pytest.approx(0.97) and result.task.passed is passes
+
+
+def test_pixel_argmax_ignores_near_ties_within_the_tolerance():
+    scores = np.zeros((1, 2, 4, 4))
+    scores[0, 0] = 1.0
+    scores[0, 1] = 1.0 + 1e-6  # PyTorch itself barely prefers class 1
+    swapped = scores[:, ::-1].copy()
+    result = compare(_segmenter({"fp32": 1.0}), "fp32", "fake", [{"out": scores}], [{"out": swapped}])
+    assert result.task.value == 1.0 and result.task.passed

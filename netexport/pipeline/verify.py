@@ -171,9 +171,33 @@ def _cosine_per_level(recipe: Recipe, precision: str, refs: list[Outputs], gots:
     return TaskCheck("cosine-per-level", worst >= limit, worst, detail)
 
 
+def _pixel_argmax(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
+    """Per-pixel class agreement of the first output (N, classes, H, W). As for top-1, a pixel whose
+    two best PyTorch scores are closer than the admitted error counts as agreeing; the rate must
+    reach the recipe's `task_min_agreement` for the precision."""
+    name = recipe.outputs[0]
+    tol = recipe.tolerance(precision, name)
+    agree = total = 0
+    for ref, got in zip(refs, gots):
+        r, g = ref[name].astype(np.float64), got[name].astype(np.float64)
+        if tol.atol is not None:
+            margin = 2 * tol.atol * max(1.0, float(np.abs(r).max()))
+        else:
+            margin = 2 * float(np.sqrt(np.mean(r**2))) * np.sqrt(2 * (1 - tol.cosine))
+        best, chosen = r.argmax(axis=1), g.argmax(axis=1)
+        gap = np.take_along_axis(r, best[:, None], 1)[:, 0] - np.take_along_axis(r, chosen[:, None], 1)[:, 0]
+        agree += int(np.count_nonzero((best == chosen) | (gap <= margin)))
+        total += best.size
+    rate = agree / max(total, 1)
+    needed = recipe.task_min_agreement.get(precision, 1.0)
+    return TaskCheck("pixel-argmax", rate >= needed, rate,
+                     f"pixel argmax agreement {rate:.4%} ({agree}/{total}; needs {needed:.2%})")
+
+
 TASK_CHECKS: dict[str, Callable[..., TaskCheck]] = {
     "top1": _top1,
     "cosine-per-level": _cosine_per_level,
+    "pixel-argmax": _pixel_argmax,
 }
 
 

@@ -10,23 +10,25 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from ..errors import UnknownModelError
 
-# One module per model family; listed here so lookups can import them on demand.
-FAMILY_MODULES = (
-    "netexport.zoo.classification.lenet",
-    "netexport.zoo.classification.alexnet",
-    "netexport.zoo.classification.vgg",
-    "netexport.zoo.classification.googlenet",
-    "netexport.zoo.classification.inception",
-    "netexport.zoo.classification.resnet",
-    "netexport.zoo.classification.densenet",
-    "netexport.zoo.classification.efficientnet",
-    "netexport.zoo.classification.repvgg",
-    "netexport.zoo.detection.fpn",
-)
+# Task folders under zoo/ hold one module per model family; every module in them is a family.
+_NOT_FAMILIES = {"layers"}
+
+
+def family_modules() -> list[str]:
+    """Every family module (zoo/<task>/<family>.py), found on disk so adding a family is adding a file."""
+    root = Path(__file__).resolve().parent
+    return sorted(
+        f"{__package__}.{folder.name}.{path.stem}"
+        for folder in root.iterdir()
+        if folder.is_dir() and folder.name not in _NOT_FAMILIES and (folder / "__init__.py").exists()
+        for path in folder.glob("*.py")
+        if path.stem != "__init__"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def register_model(name_or_fn=None):
 def _load_families() -> None:
     global _loaded
     if not _loaded:
-        for module in FAMILY_MODULES:
+        for module in family_modules():
             importlib.import_module(module)
         _loaded = True
 
