@@ -4,16 +4,15 @@ PyTorch on ONNX Runtime under the verification policy."""
 import onnx
 import pytest
 
-import netexport
 from netexport.pipeline import provenance
 from netexport.pipeline.export import saved_opset
 from netexport.pipeline.to_onnx import OnnxRequest, run_onnx
 from netexport.recipes import get_recipe
+from zoo_params import per_model
 
-NAMES = netexport.list_models()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", per_model())
 def test_export_simplify_and_parity(name, tmp_path):
     recipe = get_recipe(name)
     out = tmp_path / f"{name}.onnx"
@@ -28,3 +27,24 @@ def test_export_simplify_and_parity(name, tmp_path):
     meta = provenance.read(proto)
     assert meta["netexport.model"] == name and meta["netexport.recipe_hash"] == recipe.hash
     assert result.nodes["simplified"] <= result.nodes["exported"]
+
+
+def test_a_repeated_export_reuses_the_model_and_graph_and_gives_the_same_result(tmp_path):
+    from netexport.pipeline import reuse
+
+    reuse.MODELS.clear()
+    reuse.GRAPHS.clear()
+    stages = []
+    first = run_onnx(OnnxRequest("lenet5", output=tmp_path / "a.onnx", reduced_size=True))
+    second = run_onnx(OnnxRequest("lenet5", output=tmp_path / "b.onnx", reduced_size=True, precision="fp16"),
+                      progress=lambda stage, seconds, detail: stages.append((stage, detail)))
+    assert ("load", "weights random init (seeded) (reused)") in stages
+    assert any(stage == "export" and "reused" in detail for stage, detail in stages)
+    assert not any(stage in ("check", "simplify") for stage, _ in stages)
+    assert second.nodes == first.nodes and second.passed
+    third = run_onnx(OnnxRequest("lenet5", output=tmp_path / "c.onnx", reduced_size=True))
+    assert (tmp_path / "c.onnx").read_bytes() == (tmp_path / "a.onnx").read_bytes()
+    other_size = run_onnx(OnnxRequest("lenet5", output=tmp_path / "d.onnx", batch=2, reduced_size=True),
+                          progress=lambda stage, seconds, detail: stages.append((stage, detail)))
+    assert other_size.passed and "simplify" in [s for s, _ in stages[-4:]]  # a new shape: exported again
+    assert third.passed

@@ -11,6 +11,7 @@ from netexport.data import synthetic_inputs
 from netexport.pipeline.reference import torch_outputs
 from netexport.recipes import get_recipe
 from netexport.zoo import count_params, create_model
+from zoo_params import per_model
 
 NAMES = netexport.list_models()
 
@@ -20,7 +21,7 @@ def _test_sample(recipe, batch=None):
     return synthetic_inputs(shapes, recipe.normalization, seed=3)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", per_model())
 def test_parameter_count_matches_reference(name):
     recipe = get_recipe(name)
     model = create_model(name)
@@ -28,7 +29,7 @@ def test_parameter_count_matches_reference(name):
     assert abs(ours - ref) <= recipe.reference.params_rtol * ref, f"{ours} vs {ref} ({recipe.reference.implementation})"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", per_model())
 def test_eval_outputs_match_the_recipe_and_are_not_degenerate(name):
     recipe = get_recipe(name)
     model = create_model(name)
@@ -41,7 +42,7 @@ def test_eval_outputs_match_the_recipe_and_are_not_degenerate(name):
         assert not np.allclose(value[0], value[1], atol=1e-4), out_name
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", per_model())
 def test_train_mode_aux_outputs_only_in_train_mode(name):
     recipe = get_recipe(name)
     model = create_model(name)

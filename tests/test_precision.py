@@ -9,14 +9,13 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-import netexport
 from netexport import cli
 from netexport.errors import EXIT_USAGE, InputError
 from netexport.pipeline.precision import overflowing_nodes
 from netexport.pipeline.to_onnx import OnnxRequest, run_onnx
 from netexport.recipes import get_recipe
+from zoo_params import per_model
 
-NAMES = netexport.list_models()
 CALIB = 8  # calibration batches in the suite (recipes default to more)
 
 
@@ -35,7 +34,7 @@ def _expect(recipe, precision, result):
     assert result.passed, result.failures()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", per_model())
 def test_fp16_conversion_verifies(name, tmp_path):
     recipe = get_recipe(name)
     result, out = _run(name, tmp_path, "fp16")
@@ -54,7 +53,7 @@ def _initializers(proto):
     return {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", per_model())
 def test_int8_quantization_verifies_with_tensorrt_style_qdq(name, tmp_path):
     recipe = get_recipe(name)
     result, out = _run(name, tmp_path, "int8")

@@ -9,13 +9,12 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
-import netexport
 from netexport import cli
 from netexport.errors import EXIT_BACKEND_UNAVAILABLE, EXIT_USAGE, EXIT_VERIFICATION_FAILED
 from netexport.pipeline.to_trt import TrtRequest, run_trt
 from netexport.recipes import get_recipe
+from zoo_params import per_model
 
-NAMES = netexport.list_models()
 FAST = {"reduced_size": True, "verify": False}  # ONNX parity is covered by test_export / test_precision
 
 
@@ -26,19 +25,11 @@ def _build(name, tmp_path, precision, **kwargs):
     return run_trt(request)
 
 
-def _large(name):
-    return get_recipe(name).reference.params > 50_000_000
-
-
-# Large models share one xdist group (make test runs --dist loadgroup): two VGG builds at once
-# exceed the 24 GB of these machines.
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.xdist_group("large")) if _large(n) else n for n in NAMES]
-)
+@pytest.mark.parametrize("name", per_model())
 def test_engines_compile_in_every_precision_and_shrink_with_it(name, tmp_path):
     sizes = {}
     for precision in ("fp32", "fp16", "int8"):
-        result = _build(name, tmp_path, precision)
+        result = _build(name, tmp_path, precision, batch=1)  # the static graph the ONNX tests exported: reused
         assert result.engine.stat().st_size == result.sidecar["engine_bytes"]
         assert result.executed is False and result.reason
         sizes[precision] = result.sidecar["engine_bytes"]

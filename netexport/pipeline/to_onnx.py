@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import onnx
+
 from .. import atomic
 from ..errors import InputError, StageFailed
 from ..recipes import Recipe
 from ..sources import ModelSource, UserOptions, resolve
-from . import provenance
+from . import provenance, reuse
 from .export import ExportSettings, export_model, resolve_settings
 from .precision import (
     CALIBRATION_METHODS,
@@ -208,6 +210,29 @@ def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str 
     return results
 
 
+def _load_model(source: ModelSource, weights, settings: ExportSettings):
+    model = source.create(weights=weights, input_shapes=settings.input_shapes)
+    if hasattr(model, "reparameterize"):
+        model.reparameterize()
+    return model
+
+
+def _export_graph(model, recipe: Recipe, settings: ExportSettings, request: OnnxRequest, clock: "_Clock"):
+    """Export, check and simplify: (serialized graph, exported node count, simplified node count)."""
+    with clock.stage("export") as st:
+        proto = export_model(model, recipe, settings)
+        exported = len(proto.graph.node)
+        st.detail = f"{settings.exporter}, opset {settings.opset}, {exported} nodes"
+    with clock.stage("check"):
+        check_graph(proto, "exported")
+    if request.simplify:
+        with clock.stage("simplify") as st:
+            proto = simplify(proto, request.simplifier)
+            check_graph(proto, "simplified")
+            st.detail = f"{request.simplifier}: {exported} → {len(proto.graph.node)} nodes"
+    return proto.SerializeToString(), exported, len(proto.graph.node)
+
+
 def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: ModelSource | None = None) -> OnnxResult:
     check_request(request)
     source = source or resolve(request.model, request.user)
@@ -232,24 +257,20 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
             warnings.append("calibrating on synthetic images: INT8 accuracy on real data is not measured "
                             "(pass --calib-data with images or an .npz of real inputs)")
 
+    shapes_key = tuple(sorted((k, tuple(v)) for k, v in settings.input_shapes.items()))
+    model_key = (source.ref, recipe.hash, reuse.weights_identity(request.weights), shapes_key)
     with clock.stage("load") as st:
-        model = source.create(weights=request.weights, input_shapes=settings.input_shapes)
-        if hasattr(model, "reparameterize"):
-            model.reparameterize()
+        model, reused = reuse.MODELS.get(model_key, lambda: _load_model(source, request.weights, settings))
         st.detail = "weights " + (str(request.weights) if request.weights else "random init (seeded)")
-    with clock.stage("export") as st:
-        proto = export_model(model, recipe, settings)
-        exported_nodes = len(proto.graph.node)
-        st.detail = f"{settings.exporter}, opset {settings.opset}, {exported_nodes} nodes"
-    with clock.stage("check"):
-        check_graph(proto, "exported")
-    simplified_nodes = exported_nodes
-    if request.simplify:
-        with clock.stage("simplify") as st:
-            proto = simplify(proto, request.simplifier)
-            check_graph(proto, "simplified")
-            simplified_nodes = len(proto.graph.node)
-            st.detail = f"{request.simplifier}: {exported_nodes} → {simplified_nodes} nodes"
+        st.detail += " (reused)" if reused else ""
+    graph_key = (model_key, settings.opset, settings.exporter, settings.dynamic_batch,
+                 request.simplifier if request.simplify else None)
+    graph, reused = reuse.GRAPHS.get(graph_key, lambda: _export_graph(model, recipe, settings, request, clock))
+    serialized, exported_nodes, simplified_nodes = graph
+    if reused:
+        with clock.stage("export") as st:
+            st.detail = f"reused the {exported_nodes}-node export and its simplified graph ({simplified_nodes} nodes)"
+    proto = onnx.load_from_string(serialized)
     precision_info = None
     if request.precision == "fp16":
         with clock.stage("fp16") as st:
