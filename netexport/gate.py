@@ -15,7 +15,7 @@ import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -147,10 +147,27 @@ def _first_line(exc: Exception) -> str:
 # ---- the matrix ---------------------------------------------------------------------------------
 
 
-def _worker_init(threads: int) -> None:
+_events = None  # in a worker process: the queue its cells report start and finish on
+
+
+def _worker_init(threads: int, events) -> None:
     import torch
 
+    global _events
     torch.set_num_threads(threads)
+    _events = events
+
+
+def _run_model_cells(cells: list[Cell], settings: RunSettings) -> list[dict]:
+    """A worker's job: one model's cells, back to back, so the model and its FP32 graph are built
+    once (pipeline.reuse) instead of once per cell."""
+    results = []
+    for cell in cells:
+        _events.put(("start", cell, None))
+        result = run_cell(cell, settings)
+        _events.put(("done", cell, result))
+        results.append(result)
+    return results
 
 
 def run_matrix(cells: list[Cell], settings: RunSettings, jobs: int = 1, cache: ResultCache | None = None,
@@ -176,6 +193,8 @@ def run_matrix(cells: list[Cell], settings: RunSettings, jobs: int = 1, cache: R
         pending.append(cell)
 
     def finish(cell: Cell, result: dict) -> None:
+        if cell in results:
+            return
         result["cached"] = False
         results[cell] = result
         if cache is not None and keys.get(cell):
@@ -195,30 +214,51 @@ def run_matrix(cells: list[Cell], settings: RunSettings, jobs: int = 1, cache: R
 
 
 def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int, on_start, finish) -> None:
+    """One job per model, `jobs` worker processes; cells report through a queue as they go."""
     import multiprocessing
+    import queue
 
+    by_model: dict[str, list[Cell]] = {}
+    for cell in pending:
+        by_model.setdefault(cell.model, []).append(cell)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # torch is not fork-safe once its pools exist
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
-                             initargs=(threads,)) as pool:
-        queue = list(pending)
-        running = {}
-        while queue or running:
-            while queue and len(running) < jobs:
-                cell = queue.pop(0)
-                if on_start:
+    events = context.Manager().Queue()
+
+    def drain(timeout: float) -> None:
+        try:
+            while True:
+                kind, cell, result = events.get(timeout=timeout)
+                timeout = 0
+                if kind == "start" and on_start:
                     on_start(cell)
-                running[pool.submit(run_cell, cell, settings)] = cell
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                cell = running.pop(future)
+                elif kind == "done":
+                    finish(cell, result)
+        except queue.Empty:
+            pass
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
+                             initargs=(threads, events)) as pool:
+        futures = {pool.submit(_run_model_cells, model_cells, settings): model_cells
+                   for model_cells in by_model.values()}
+        while futures:
+            drain(timeout=0.2)
+            for future in [f for f in futures if f.done()]:
+                model_cells = futures.pop(future)
+                drain(timeout=0)
                 try:
-                    result = future.result()
+                    returned = future.result()
                 except Exception as exc:  # the worker died (out of memory, a native crash)
-                    result = {"model": cell.model, "precision": cell.precision, "backend": cell.backend,
-                              "task": "unknown", "status": "error", "seconds": 0.0,
-                              "failures": [f"worker process failed: {type(exc).__name__}: {_first_line(exc)}"]}
-                finish(cell, result)
+                    returned = [_crashed(cell, exc) for cell in model_cells]
+                for cell, result in zip(model_cells, returned):
+                    finish(cell, result)  # no-op for cells already reported through the queue
+        drain(timeout=0)
+
+
+def _crashed(cell: Cell, exc: Exception) -> dict:
+    return {"model": cell.model, "precision": cell.precision, "backend": cell.backend, "task": "unknown",
+            "status": "error", "seconds": 0.0,
+            "failures": [f"worker process failed: {type(exc).__name__}: {_first_line(exc)}"]}
 
 
 def _key(cell: Cell, settings: RunSettings) -> str | None:
