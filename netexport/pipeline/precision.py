@@ -107,8 +107,28 @@ def to_fp16(proto, recipe: Recipe, samples: list[Mapping[str, np.ndarray]], fp16
             )
         except Exception as exc:
             raise StageFailed(f"FP16 conversion failed: {_first_line(exc)}") from None
+    if not fp16_io:
+        _restore_fp32_outputs(converted)
     kept = [n.name for n in proto.graph.node if n.name in set(keep_nodes) or n.op_type in keep_ops]
     return converted, PrecisionInfo("fp16", fp16_nodes=count_fp16_nodes(converted), fp32_kept=kept)
+
+
+def _restore_fp32_outputs(proto) -> None:
+    """keep_io_types leaves an output FP16 when a blocked op (e.g. a final Resize) produces it: the
+    converter casts the FP32 result back to FP16. Such outputs get a Cast to FP32 under their name."""
+    import onnx
+    from onnx import helper
+
+    for output in proto.graph.output:
+        if output.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16:
+            continue
+        internal = f"{output.name}__fp16"
+        for node in proto.graph.node:
+            node.output[:] = [internal if o == output.name else o for o in node.output]
+            node.input[:] = [internal if i == output.name else i for i in node.input]
+        proto.graph.node.append(helper.make_node("Cast", [internal], [output.name], to=onnx.TensorProto.FLOAT,
+                                                 name=f"{output.name}__to_fp32"))
+        output.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
 
 
 def count_fp16_nodes(proto) -> int:
