@@ -6,6 +6,13 @@ Exit codes (DESIGN.md §3) are defined here and nowhere else:
 
 from __future__ import annotations
 
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, for one-line errors ("" when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else ""
+
+
 EXIT_OK = 0
 EXIT_VERIFICATION_FAILED = 1
 EXIT_USAGE = 2

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from .cache import ResultCache, cell_key
-from .errors import NetexportError
+from .errors import NetexportError, first_line
 from .matrix import Cell
 from .sources import UserOptions, resolve
 
@@ -49,12 +49,22 @@ class MatrixRun:
 # ---- one cell -----------------------------------------------------------------------------------
 
 
-def run_cell(cell: Cell, settings: RunSettings) -> dict:
+def _source(model: str, settings: RunSettings, sources: dict | None):
+    """The model's ModelSource, resolved once per run (a user model's resolution runs it once);
+    a failure is not kept, so every cell of that model reports it."""
+    if sources is None:
+        return resolve(model, settings.user)
+    if model not in sources:
+        sources[model] = resolve(model, settings.user)
+    return sources[model]
+
+
+def run_cell(cell: Cell, settings: RunSettings, sources: dict | None = None) -> dict:
     """Run one cell to a result dict; never raises for a model's failure."""
     start = time.perf_counter()
     result = {"model": cell.model, "precision": cell.precision, "backend": cell.backend}
     try:
-        source = resolve(cell.model, settings.user)
+        source = _source(cell.model, settings, sources)
         recipe = source.recipe
         result["task"] = recipe.task
         limitation = recipe.limitation(cell.precision, cell.backend)
@@ -71,7 +81,7 @@ def run_cell(cell: Cell, settings: RunSettings) -> dict:
     except NetexportError as exc:
         result.update(status="error", failures=[exc.message])
     except Exception as exc:  # a crash in one model must not hide the rest of the matrix
-        result.update(status="error", failures=[f"{type(exc).__name__}: {_first_line(exc)}"])
+        result.update(status="error", failures=[f"{type(exc).__name__}: {first_line(exc)}"])
     result.setdefault("task", "unknown")
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result
@@ -139,11 +149,6 @@ def _run_engine(cell: Cell, source, settings: RunSettings, workdir: Path) -> dic
     return out
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else ""
-
-
 # ---- the matrix ---------------------------------------------------------------------------------
 
 
@@ -161,10 +166,10 @@ def _worker_init(threads: int, events) -> None:
 def _run_model_cells(cells: list[Cell], settings: RunSettings) -> list[dict]:
     """A worker's job: one model's cells, back to back, so the model and its FP32 graph are built
     once (pipeline.reuse) instead of once per cell."""
-    results = []
+    results, sources = [], {}
     for cell in cells:
         _events.put(("start", cell, None))
-        result = run_cell(cell, settings)
+        result = run_cell(cell, settings, sources)
         _events.put(("done", cell, result))
         results.append(result)
     return results
@@ -178,10 +183,11 @@ def run_matrix(cells: list[Cell], settings: RunSettings, jobs: int = 1, cache: R
     run = MatrixRun()
     results: dict[Cell, dict] = {}
     keys: dict[Cell, str] = {}
+    sources: dict = {}  # model -> ModelSource, shared by the cache keys and in-process cells
     pending = []
     for cell in cells:
         if cache is not None:
-            keys[cell] = _key(cell, settings)
+            keys[cell] = _key(cell, settings, sources)
             hit = cache.get(keys[cell]) if keys[cell] else None
             if hit is not None:
                 hit["cached"] = True
@@ -206,7 +212,7 @@ def run_matrix(cells: list[Cell], settings: RunSettings, jobs: int = 1, cache: R
         for cell in pending:
             if on_start:
                 on_start(cell)
-            finish(cell, run_cell(cell, settings))
+            finish(cell, run_cell(cell, settings, sources))
     else:
         _run_parallel(pending, settings, jobs, on_start, finish)
     run.cells = [results[cell] for cell in cells]
@@ -258,13 +264,13 @@ def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int, on_star
 def _crashed(cell: Cell, exc: Exception) -> dict:
     return {"model": cell.model, "precision": cell.precision, "backend": cell.backend, "task": "unknown",
             "status": "error", "seconds": 0.0,
-            "failures": [f"worker process failed: {type(exc).__name__}: {_first_line(exc)}"]}
+            "failures": [f"worker process failed: {type(exc).__name__}: {first_line(exc)}"]}
 
 
-def _key(cell: Cell, settings: RunSettings) -> str | None:
+def _key(cell: Cell, settings: RunSettings, sources: dict) -> str | None:
     """The cell's cache key, or None when it cannot be computed (the cell then runs and reports why)."""
     try:
-        source = resolve(cell.model, settings.user)
+        source = _source(cell.model, settings, sources)
     except NetexportError:
         return None
     return cell_key(source, cell, settings.key_fields(), settings.weights)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import InputError, RecipeError
+from .errors import InputError, RecipeError, first_line
 from .recipes import Recipe, TASKS
 
 _USER_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -109,7 +109,7 @@ def load_callable(ref: str) -> Callable:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise InputError(f"cannot import {module_name!r} for {ref}: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise InputError(f"cannot import {module_name!r} for {ref}: {type(exc).__name__}: {first_line(exc)}") from None
     obj = module
     for part in attr_path.split("."):
         if not hasattr(obj, part):
@@ -127,7 +127,7 @@ def _instantiate(ref: str, factory: Callable):
     try:
         model = factory()
     except Exception as exc:
-        raise InputError(f"{ref}() raised {type(exc).__name__}: {_first_line(exc)}") from None
+        raise InputError(f"{ref}() raised {type(exc).__name__}: {first_line(exc)}") from None
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"{ref}() returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -143,7 +143,7 @@ def _user_source(ref: str, user: UserOptions) -> ModelSource:
     try:
         recipe = build_recipe(raw)
     except (TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"malformed recipe for {ref} ({raw['source']}): {type(exc).__name__}: {_first_line(exc)}") from None
+        raise InputError(f"malformed recipe for {ref} ({raw['source']}): {type(exc).__name__}: {first_line(exc)}") from None
 
     def build(weights, input_shapes):
         built = _instantiate(ref, factory)
@@ -220,7 +220,7 @@ def _complete_from_model(raw: dict, model, own_outputs: bool) -> dict:
         with torch.no_grad():
             out = model.eval()(*[torch.from_numpy(sample[name]) for name in shapes])
     except Exception as exc:
-        raise InputError(f"{raw['name']} fails on input {_shape_text(shapes)}: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise InputError(f"{raw['name']} fails on input {_shape_text(shapes)}: {type(exc).__name__}: {first_line(exc)}") from None
     if isinstance(out, dict):
         raise InputError(f"{raw['name']} returns a dict; wrap it to return a tensor or a tuple of tensors")
     count = len(out) if isinstance(out, (tuple, list)) else 1
@@ -238,8 +238,3 @@ def _complete_from_model(raw: dict, model, own_outputs: bool) -> dict:
 
 def _shape_text(shapes: dict) -> str:
     return ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in shapes.items())
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else ""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import ExportError, InputError
+from ..errors import ExportError, InputError, first_line
 from ..recipes import Recipe
 
 MIN_OPSET = 13
@@ -192,5 +192,4 @@ def saved_opset(proto) -> int | None:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    return first_line(exc) or type(exc).__name__

@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from .. import atomic
-from ..errors import InputError, StageFailed
+from ..errors import InputError, StageFailed, first_line
 from ..recipes import Recipe
 
 # Ops kept in FP32 whatever the recipe says: index/size arithmetic and selection ops whose results
@@ -342,4 +342,4 @@ def _quiet():
 
 
 def _first_line(exc: Exception) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
+    return first_line(exc) or type(exc).__name__
