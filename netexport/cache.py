@@ -63,7 +63,7 @@ def pipeline_digest() -> str:
 def cell_key(source, cell, settings: dict, weights: Path | None = None) -> str:
     """`source` is a ModelSource, `cell` a matrix.Cell, `settings` the run options that shape results."""
     payload = {
-        "model_files": {p.name: _file_digest(p) for p in source.files},
+        "model_files": [_file_digest(p) for p in source.files],  # in order: names repeat (__init__.py)
         "recipe": source.recipe.raw,
         "weights": _file_digest(Path(weights).resolve()) if weights else None,
         "cell": [cell.model, cell.precision, cell.backend],

@@ -43,7 +43,6 @@ class ModelSource:
     recipe: Recipe
     builder: Callable = field(repr=False)  # (weights, input_shapes) -> nn.Module in eval mode
     files: tuple[Path, ...] = ()
-    user: bool = False
 
     def create(self, weights=None, input_shapes: dict | None = None):
         return self.builder(weights, input_shapes)
@@ -157,7 +156,7 @@ def _user_source(ref: str, user: UserOptions) -> ModelSource:
     files = (Path(module_file).resolve(),) if module_file else ()
     if user.recipe_file:
         files += (Path(user.recipe_file).resolve(),)
-    return ModelSource(ref, recipe, build, files, user=True)
+    return ModelSource(ref, recipe, build, files)
 
 
 def _user_raw_recipe(ref: str, user: UserOptions) -> tuple[dict, bool]:
