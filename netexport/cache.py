@@ -66,7 +66,7 @@ def cell_key(source, cell, settings: dict, weights: Path | None = None) -> str:
         "model_files": [_file_digest(p) for p in source.files],  # in order: names repeat (__init__.py)
         "recipe": source.recipe.raw,
         "weights": _file_digest(Path(weights).resolve()) if weights else None,
-        "cell": [cell.model, cell.precision, cell.backend],
+        "cell": [cell.model, cell.precision, cell.backend, cell.form],
         "settings": settings,
         "toolchain": toolchain_versions(),
         "netexport": pipeline_digest(),

@@ -164,6 +164,18 @@ def _calibration_options(fn):
     return fn
 
 
+def _end2end_options(fn):
+    for option in reversed([
+        click.option("--end2end", is_flag=True,
+                     help="Detectors: decode + NMS in the graph; outputs num_dets, boxes, scores, classes."),
+        click.option("--max-detections", type=int, help="With --end2end: detections per image K (default: the recipe's)."),
+        click.option("--score-threshold", type=float, help="With --end2end: minimum score (default: the recipe's)."),
+        click.option("--iou-threshold", type=float, help="With --end2end: NMS IoU threshold (default: the recipe's)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
 def _user_model_options(fn):
     for option in reversed([
         click.option("--input-shape", help="For package.module:callable models: input shape N,C,H,W."),
@@ -196,11 +208,13 @@ def _user_options(input_shape, task, recipe_file):
 @click.option("--exporter", type=click.Choice(["auto", "torchscript", "dynamo"]), default=None,
               help="torch.onnx exporter (default: the recipe's, auto = by opset).")
 @_calibration_options
+@_end2end_options
 @click.option("--no-verify", is_flag=True, help="Skip the parity check against PyTorch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
 @handle_errors
 def onnx_cmd(name, input_shape, task, recipe_file, opset, output, weights, batch, dynamic_batch, input_size, no_simplify, simplifier,
-             exporter, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache, no_verify, as_json):
+             exporter, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache, end2end,
+             max_detections, score_threshold, iou_threshold, no_verify, as_json):
     """Export NAME (a zoo model or package.module:callable) to ONNX, simplify it, optionally convert
     precision, and verify it against PyTorch with ONNX Runtime."""
     from .pipeline.to_onnx import OnnxRequest, run_onnx
@@ -217,7 +231,8 @@ def onnx_cmd(name, input_shape, task, recipe_file, opset, output, weights, batch
         input_size=input_size, simplify=not no_simplify, simplifier=simplifier, verify=not no_verify,
         exporter=exporter, precision="fp16" if fp16 else "int8" if int8 else "fp32", fp16_io=fp16_io,
         calib_data=calib_data, calib_samples=calib_samples, calib_method=calib_method, calib_cache=calib_cache,
-        user=_user_options(input_shape, task, recipe_file),
+        user=_user_options(input_shape, task, recipe_file), end2end=end2end, max_detections=max_detections,
+        score_threshold=score_threshold, iou_threshold=iou_threshold,
     )
     result = run_onnx(request, progress=progress)
     for warning in result.warnings:
@@ -233,6 +248,7 @@ def onnx_cmd(name, input_shape, task, recipe_file, opset, output, weights, batch
 @click.argument("name")
 @_user_model_options
 @_calibration_options
+@_end2end_options
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "tensorrt-rtx"]), default="auto", show_default=True,
               help="auto: tensorrt when importable, else tensorrt-rtx.")
 @click.option("--opset", type=int, help="ONNX opset of the exported graph.")
@@ -252,7 +268,8 @@ def onnx_cmd(name, input_shape, task, recipe_file, opset, output, weights, batch
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Engine file (default NAME.PRECISION.engine).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
 @handle_errors
-def trt_cmd(name, input_shape, task, recipe_file, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache, backend, opset, weights,
+def trt_cmd(name, input_shape, task, recipe_file, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache,
+            end2end, max_detections, score_threshold, iou_threshold, backend, opset, weights,
             input_size, batch, min_batch, opt_batch, max_batch, shapes, workspace, timing_cache, compute_capability,
             tf32, require_run, inspect, output, as_json):
     """Build a TensorRT / TensorRT-RTX engine for NAME (a zoo model, package.module:callable or an .onnx file)."""
@@ -266,6 +283,8 @@ def trt_cmd(name, input_shape, task, recipe_file, fp16, fp16_io, int8, calib_dat
         "opset": opset, "weights": weights, "input_size": input_size, "fp16_io": fp16_io or None,
         "calib_data": calib_data, "calib_samples": calib_samples, "calib_method": calib_method,
         "calib_cache": calib_cache, "user": _user_options(input_shape, task, recipe_file),
+        "end2end": end2end or None, "max_detections": max_detections, "score_threshold": score_threshold,
+        "iou_threshold": iou_threshold,
     }.items() if value is not None}
     console = _stderr_console()
 
@@ -343,7 +362,8 @@ def bench_cmd(name, input_shape, task, recipe_file, precisions, backends, batch,
 @main.command("verify")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_models", is_flag=True, help="Every model in the zoo.")
-@click.option("--task", help="Every zoo model of this task; with package.module:callable models, their task.")
+@click.option("--task", "tasks", multiple=True,
+              help="Every zoo model of this task (repeatable); with package.module:callable models, their task.")
 @click.option("--precision", "precisions", default="fp32,fp16,int8", show_default=True,
               help="Comma-separated precisions to verify.")
 @click.option("--backend", "backends", default="onnxruntime", show_default=True,
@@ -362,7 +382,7 @@ def bench_cmd(name, input_shape, task, recipe_file, precisions, backends, batch,
               help="Where cell results are cached (default $NETEXPORT_CACHE_DIR or ~/.cache/netexport/verify).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON to stdout.")
 @handle_errors
-def verify_cmd(names, all_models, task, precisions, backends, jobs, shard, reduced_size, weights, input_shape,
+def verify_cmd(names, all_models, tasks, precisions, backends, jobs, shard, reduced_size, weights, input_shape,
                recipe_file, report_dir, no_cache, cache_dir, as_json):
     """Run the verification matrix (models x precisions x backends) and gate on it: exit 0 when every
     cell passes, is a documented xfail/skip or was built by a compile-only backend; 1 otherwise.
@@ -375,14 +395,14 @@ def verify_cmd(names, all_models, task, precisions, backends, jobs, shard, reduc
     from .progress import MatrixProgress
     from .report import cell_text, counts_text, exit_code, write_reports
 
-    models, user = _select_models(names, all_models, task, input_shape, recipe_file)
+    models, user = _select_models(names, all_models, tasks, input_shape, recipe_file)
     if weights is not None and len(models) != 1:
         raise InputError("--weights applies to one model at a time")
     precision_list = _split_choices(precisions, matrix.PRECISION_ORDER, "precision")
     backend_list = _verify_backends(backends)
     if jobs < 1:
         raise InputError(f"-j/--jobs must be at least 1, not {jobs}")
-    cells = matrix.build(models, precision_list, backend_list)
+    cells = matrix.build(models, precision_list, backend_list, _end2end_models(models, user))
     shard_spec = matrix.parse_shard(shard) if shard else None
     if shard_spec:
         cells = matrix.shard(cells, *shard_spec)
@@ -442,37 +462,52 @@ def _verify_backends(text: str) -> list[str]:
     return backends
 
 
-def _select_models(names, all_models, task, input_shape, recipe_file):
+def _select_models(names, all_models, tasks, input_shape, recipe_file):
     """(model references, UserOptions or None) from the verify arguments."""
     from .recipes import TASKS, recipe_names
     from .sources import is_user_ref
 
     user_refs = [n for n in names if is_user_ref(n)]
-    if task is not None and task not in TASKS:
-        raise InputError(f"unknown task {task!r}: choose from {', '.join(TASKS)}")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise InputError(f"unknown task {unknown[0]!r}: choose from {', '.join(TASKS)}")
+    if user_refs and len(tasks) > 1:
+        raise InputError("package.module:callable models take one --task")
     if all_models and names:
         raise InputError("give model names or --all, not both")
     if (input_shape or recipe_file) and not user_refs:
         raise InputError("--input-shape and --recipe apply to package.module:callable models")
-    user = _user_options(input_shape, task, recipe_file) if user_refs else None
+    user = _user_options(input_shape, tasks[0] if tasks else None, recipe_file) if user_refs else None
     if user_refs:
         from .sources import resolve
 
         for ref in user_refs:
             resolve(ref, user)  # a bad reference or recipe is exit 2 before any cell runs
     known = recipe_names()
-    if all_models or (task and not names):
-        return recipe_names(task), user
+    of_tasks = [n for t in tasks for n in recipe_names(t)]
+    if all_models:
+        return of_tasks if tasks else recipe_names(), user
+    if tasks and not names:
+        return of_tasks, user
     from .zoo.registry import unknown_name_message
 
     for name in names:
         if name not in known and name not in user_refs:
             raise InputError(unknown_name_message(name, known))
-    task_filter = task if not user_refs else None
-    selected = [n for n in dict.fromkeys(names) if n in user_refs or task_filter is None or n in recipe_names(task_filter)]
+    selected = [n for n in dict.fromkeys(names) if n in user_refs or not tasks or n in of_tasks]
     if not selected:
         raise InputError("no models selected: name some, or use --all / --task")
     return selected, user
+
+
+def _end2end_models(models, user) -> frozenset[str]:
+    """The selected models that have an end-to-end form (decode + NMS settings in their recipe)."""
+    from .recipes import get_recipe, recipe_names
+    from .sources import resolve
+
+    known = set(recipe_names())
+    return frozenset(m for m in models
+                     if (get_recipe(m) if m in known else resolve(m, user).recipe).end2end is not None)
 
 
 def _report_verification(console, result) -> None:

@@ -63,21 +63,31 @@ def run_cell(cell: Cell, settings: RunSettings, sources: dict | None = None) -> 
     """Run one cell to a result dict; never raises for a model's failure."""
     start = time.perf_counter()
     result = {"model": cell.model, "precision": cell.precision, "backend": cell.backend}
+    if cell.form != "raw":
+        result["form"] = cell.form
     try:
         source = _source(cell.model, settings, sources)
         recipe = source.recipe
         result["task"] = recipe.task
-        limitation = recipe.limitation(cell.precision, cell.backend)
+        limitation = recipe.limitation(cell.precision, cell.backend, form=cell.form)
+        unbuildable = recipe.limitation(cell.precision, cell.backend, "build", cell.form)
         if limitation is not None and limitation.status == "skip":
             result.update(status="skip", reason=limitation.reason)
         else:
             with tempfile.TemporaryDirectory(prefix="netexport-cell-") as tmp:
                 run = _run_onnxruntime if cell.backend == "onnxruntime" else _run_engine
-                result.update(run(cell, source, settings, Path(tmp)))
+                try:
+                    result.update(run(cell, source, settings, Path(tmp)))
+                except NetexportError as exc:
+                    if unbuildable is None:
+                        raise
+                    result.update(status="xfail", failures=[exc.message], reason=unbuildable.reason)
             if limitation is not None and result["status"] in ("pass", "fail"):  # parity was checked
                 result["reason"] = limitation.reason
                 if result["status"] == "fail":
                     result["status"] = "xfail"
+            if unbuildable is not None and result["status"] in ("pass", "built"):
+                result["reason"] = unbuildable.reason  # a stale limitation shows in every report
     except NetexportError as exc:
         result.update(status="error", failures=[exc.message])
     except Exception as exc:  # a crash in one model must not hide the rest of the matrix
@@ -92,7 +102,8 @@ def _run_onnxruntime(cell: Cell, source, settings: RunSettings, workdir: Path) -
 
     artifact = workdir / f"{source.slug}.{cell.precision}.onnx"
     request = OnnxRequest(cell.model, output=artifact, reduced_size=settings.reduced_size,
-                          precision=cell.precision, weights=settings.weights, user=settings.user)
+                          precision=cell.precision, weights=settings.weights, user=settings.user,
+                          end2end=cell.form == "end2end")
     result = run_onnx(request, source=source)
     out = result.to_dict()
     out.pop("artifact", None)
@@ -126,6 +137,8 @@ def _run_engine(cell: Cell, source, settings: RunSettings, workdir: Path) -> dic
     from .pipeline.to_trt import TrtRequest, run_trt
 
     onnx = {"reduced_size": settings.reduced_size, "verify": False}
+    if cell.form == "end2end":
+        onnx["end2end"] = True
     if settings.weights:
         onnx["weights"] = settings.weights
     if settings.user:
@@ -263,6 +276,7 @@ def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int, on_star
 
 def _crashed(cell: Cell, exc: Exception) -> dict:
     return {"model": cell.model, "precision": cell.precision, "backend": cell.backend, "task": "unknown",
+            **({"form": cell.form} if cell.form != "raw" else {}),
             "status": "error", "seconds": 0.0,
             "failures": [f"worker process failed: {type(exc).__name__}: {first_line(exc)}"]}
 

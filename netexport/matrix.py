@@ -15,21 +15,28 @@ PRECISION_ORDER = ("fp32", "fp16", "int8")
 BACKEND_ORDER = ("onnxruntime", "tensorrt-rtx", "tensorrt")
 
 
+FORMS = ("raw", "end2end")  # a detector's raw heads, and its graph with decode + NMS
+
+
 @dataclass(frozen=True)
 class Cell:
     model: str
     precision: str
     backend: str
+    form: str = "raw"
 
     @property
     def key(self) -> str:
-        return f"{self.model}/{self.precision}/{self.backend}"
+        return f"{self.model}/{self.precision}/{self.backend}" + ("" if self.form == "raw" else f"/{self.form}")
 
 
-def build(models: list[str], precisions: list[str], backends: list[str]) -> list[Cell]:
+def build(models: list[str], precisions: list[str], backends: list[str],
+          end2end_models: frozenset[str] = frozenset()) -> list[Cell]:
+    """Every cell, model by model; detectors with an end-to-end form get those cells too."""
     precisions = sorted(set(precisions), key=PRECISION_ORDER.index)
     backends = sorted(set(backends), key=BACKEND_ORDER.index)
-    return [Cell(m, p, b) for m in dict.fromkeys(models) for p in precisions for b in backends]
+    return [Cell(m, p, b, form) for m in dict.fromkeys(models)
+            for form in (FORMS if m in end2end_models else FORMS[:1]) for p in precisions for b in backends]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

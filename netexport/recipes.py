@@ -2,7 +2,7 @@
 
 A recipe is built by merging, later wins: defaults.yaml `defaults` ← defaults.yaml `tasks[task]`
 ← the family file's top-level keys ← the model's own entry ← overrides from the caller (the CLI).
-Dicts merge key by key; lists and scalars replace. The result is validated once and frozen.
+Dicts merge key by key; lists and scalars replace, except `limitations`, which accumulate. The result is validated once and frozen.
 """
 
 from __future__ import annotations
@@ -84,10 +84,12 @@ class Limitation:
     backend: str  # onnxruntime | tensorrt-rtx | tensorrt | any
     status: str  # xfail | skip
     reason: str
-    check: str = "parity"  # what is known not to hold: parity | engine-size
+    check: str = "parity"  # what is known not to hold: parity | engine-size | build
+    form: str = "raw"  # raw | end2end | any (detectors' graph with decode + NMS)
 
-    def applies(self, precision: str, backend: str, check: str = "parity") -> bool:
-        return self.precision in ("any", precision) and self.backend in ("any", backend) and self.check == check
+    def applies(self, precision: str, backend: str, check: str = "parity", form: str = "raw") -> bool:
+        return (self.precision in ("any", precision) and self.backend in ("any", backend) and self.check == check
+                and self.form in ("any", form))
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,16 @@ class Reference:
     params: int
     params_rtol: float
     deploy_params: int | None = None  # after reparameterisation (RepVGG-style models)
+
+
+@dataclass(frozen=True)
+class End2EndSpec:
+    """A detector's in-graph post-processing defaults (`end2end:` in its recipe; options override)."""
+
+    max_detections: int
+    score_threshold: float
+    iou_threshold: float
+    extras: tuple[str, ...] = ()  # decode's extra per-candidate outputs, in output order
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,7 @@ class Recipe:
     rewrites: tuple[str, ...] = ()
     limitations: tuple[Limitation, ...] = ()
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    end2end: End2EndSpec | None = None  # detectors: decode + NMS can be built into the graph
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -139,12 +152,15 @@ class Recipe:
     def tolerance(self, precision: str, output: str) -> Tolerance:
         return self.output_tolerances.get(precision, {}).get(output, self.tolerances[precision])
 
-    def limitation(self, precision: str, backend: str, check: str = "parity") -> Limitation | None:
-        return next((lim for lim in self.limitations if lim.applies(precision, backend, check)), None)
+    def limitation(self, precision: str, backend: str, check: str = "parity", form: str = "raw") -> Limitation | None:
+        return next((lim for lim in self.limitations if lim.applies(precision, backend, check, form)), None)
 
     @property
     def primary_input(self) -> InputSpec:
         return self.inputs[0]
+
+
+_ACCUMULATING = {"limitations"}  # a task's limitations hold for its models beside their own
 
 
 def _merge(base: dict, override: Mapping) -> dict:
@@ -152,6 +168,8 @@ def _merge(base: dict, override: Mapping) -> dict:
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
+        elif key in _ACCUMULATING and isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = out[key] + copy.deepcopy(value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -251,6 +269,7 @@ def build_recipe(raw: dict) -> Recipe:
             status=lim.get("status", "xfail"),
             reason=lim.get("reason") or _fail(f"recipe {name!r}: a limitation needs a reason"),
             check=lim.get("check", "parity"),
+            form=lim.get("form", "raw"),
         )
         for lim in raw.get("limitations", [])
     )
@@ -288,8 +307,27 @@ def build_recipe(raw: dict) -> Recipe:
         rewrites=tuple(raw.get("rewrites", [])),
         limitations=limitations,
         model_kwargs=dict(raw.get("model_kwargs", {})),
+        end2end=_end2end_spec(name, raw.get("end2end")),
         raw=raw,
     )
+
+
+def _end2end_spec(name: str, spec: Mapping | None) -> End2EndSpec | None:
+    if spec is None:
+        return None
+    try:
+        result = End2EndSpec(
+            max_detections=int(spec["max_detections"]),
+            score_threshold=float(spec["score_threshold"]),
+            iou_threshold=float(spec["iou_threshold"]),
+            extras=tuple(str(e) for e in spec.get("extras", [])),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecipeError(f"recipe {name!r}: end2end needs max_detections, score_threshold, iou_threshold ({exc})") from None
+    if result.max_detections < 1 or not 0 <= result.score_threshold < 1 or not 0 < result.iou_threshold <= 1:
+        raise RecipeError(f"recipe {name!r}: end2end needs max_detections >= 1, 0 <= score_threshold < 1, "
+                          "0 < iou_threshold <= 1")
+    return result
 
 
 def _fail(message: str):

@@ -35,12 +35,17 @@ def precision_rank(precision: str) -> tuple[int, str]:
     return len(PRECISION_ORDER), precision
 
 
+def row(cell: dict) -> str:
+    """A report row: the model, or the model's end-to-end graph (decode + NMS) as its own row."""
+    return cell["model"] + (" --end2end" if cell.get("form") == "end2end" else "")
+
+
 def cell_key(cell: dict) -> tuple[str, str, str]:
-    return cell["model"], cell["precision"], cell["backend"]
+    return row(cell), cell["precision"], cell["backend"]
 
 
 def sort_cells(cells: list[dict]) -> list[dict]:
-    return sorted(cells, key=lambda c: (c["model"], precision_rank(c["precision"]), c["backend"]))
+    return sorted(cells, key=lambda c: (row(c), precision_rank(c["precision"]), c["backend"]))
 
 
 def columns(cells: list[dict]) -> list[tuple[str, str]]:
@@ -52,7 +57,7 @@ def columns(cells: list[dict]) -> list[tuple[str, str]]:
 
 
 def models(cells: list[dict]) -> list[str]:
-    return sorted({c["model"] for c in cells})
+    return sorted({row(c) for c in cells})
 
 
 def status_counts(cells: list[dict]) -> dict[str, int]:
@@ -132,7 +137,7 @@ def cell_label(cell: dict) -> str:
 
 
 def _where(cell: dict) -> str:
-    return f"{cell['model']} {cell['precision']}/{cell['backend']}"
+    return f"{row(cell)} {cell['precision']}/{cell['backend']}"
 
 
 # ---- report.md ------------------------------------------------------------------------------------
@@ -148,7 +153,7 @@ def _table_rows(cells: list[dict]) -> tuple[list[str], list[list[dict | None]]]:
 
 
 def _task_of(model: str, cells: list[dict]) -> str:
-    return next(c["task"] for c in cells if c["model"] == model)
+    return next(c["task"] for c in cells if row(c) == model)
 
 
 def _grouped_notes(cells: list[dict]) -> list[str]:
@@ -191,7 +196,7 @@ def _xml(text: str) -> str:
 
 
 def _testcase(cell: dict) -> ET.Element:
-    case = ET.Element("testcase", classname=_xml(f"netexport.{cell['task']}.{cell['model']}"),
+    case = ET.Element("testcase", classname=_xml(f"netexport.{cell['task']}.{row(cell)}"),
                       name=_xml(f"{cell['precision']}-{cell['backend']}"), time=f"{cell.get('seconds') or 0:.3f}")
     status, failures = cell["status"], cell.get("failures") or []
     if status in ("fail", "error"):
@@ -377,7 +382,7 @@ def latency_points(cells: list[dict]) -> list[dict]:
 
 
 def _point_key(cell: dict) -> dict:
-    return {"model": cell["model"], "precision": cell["precision"], "backend": cell["backend"]}
+    return {"model": row(cell), "precision": cell["precision"], "backend": cell["backend"]}
 
 
 def _html_table(cells: list[dict]) -> str:

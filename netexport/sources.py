@@ -90,10 +90,11 @@ def zoo_source(name: str) -> ModelSource:
 
 
 def _zoo_files(builder) -> tuple[Path, ...]:
-    """The family file plus the shared zoo code every model is built from."""
+    """The family file first, then every zoo file: families import each other's blocks (FPN heads
+    on ResNet bodies, box coding shared by detectors), so any zoo change may change any model."""
     zoo = Path(__file__).resolve().parent / "zoo"
-    shared = sorted(zoo.glob("*.py")) + sorted((zoo / "layers").glob("*.py"))
-    return (Path(inspect.getsourcefile(builder)).resolve(), *shared)
+    family = Path(inspect.getsourcefile(builder)).resolve()
+    return (family, *(p for p in sorted(zoo.rglob("*.py")) if p != family))
 
 
 # ---- users' own models --------------------------------------------------------------------------

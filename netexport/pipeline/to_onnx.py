@@ -6,6 +6,7 @@ them and reports progress through a callback, so the CLI and the Python API shar
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from .. import atomic
 from ..errors import InputError, StageFailed
 from ..recipes import Recipe
 from ..sources import ModelSource, UserOptions, resolve
-from . import provenance, reuse
+from . import end2end, provenance, reuse
 from .export import ExportSettings, export_model, resolve_settings
 from .precision import (
     CALIBRATION_METHODS,
@@ -57,6 +58,10 @@ class OnnxRequest:
     calib_method: str | None = None  # minmax | entropy | percentile; default: the recipe's
     calib_cache: Path | None = None
     user: UserOptions | None = None  # --input-shape/--task/--recipe for a package.module:callable model
+    end2end: bool = False  # detectors: decode + NMS in the graph, fixed-size detections out
+    max_detections: int | None = None  # end2end overrides of the recipe's settings
+    score_threshold: float | None = None
+    iou_threshold: float | None = None
 
 
 @dataclass
@@ -73,6 +78,7 @@ class OnnxResult:
     metadata: dict[str, str] = field(default_factory=dict)
     precision_info: PrecisionInfo | None = None
     warnings: list[str] = field(default_factory=list)
+    end2end: dict | None = None  # the NMS settings the graph was built with
 
     @property
     def passed(self) -> bool:
@@ -101,6 +107,7 @@ class OnnxResult:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "metadata": self.metadata,
             "warnings": self.warnings,
+            **({"end2end": self.end2end} if self.end2end else {}),
         }
 
     def _precision_fields(self) -> dict:
@@ -112,8 +119,8 @@ class OnnxResult:
         return {"qdq_nodes": info.qdq_nodes, "quantized_ops": info.quantized_ops, "calibration": info.calibration}
 
 
-def default_output(source: ModelSource, precision: str = "fp32") -> Path:
-    suffix = "" if precision == "fp32" else f".{precision}"
+def default_output(source: ModelSource, precision: str = "fp32", end2end: bool = False) -> Path:
+    suffix = ("" if precision == "fp32" else f".{precision}") + (".end2end" if end2end else "")
     return Path(f"{source.slug}{suffix}.onnx")
 
 
@@ -176,6 +183,11 @@ def check_request(request: OnnxRequest) -> None:
     given = [flag for flag, value in calib.items() if value is not None]
     if given and request.precision != "int8":
         raise InputError(f"{', '.join(given)} applies to --int8 only")
+    nms = {"--max-detections": request.max_detections, "--score-threshold": request.score_threshold,
+           "--iou-threshold": request.iou_threshold}
+    given = [flag for flag, value in nms.items() if value is not None]
+    if given and not request.end2end:
+        raise InputError(f"{', '.join(given)} applies to --end2end only")
     if request.calib_method is not None and request.calib_method not in CALIBRATION_METHODS:
         raise InputError(f"unknown calibration method {request.calib_method!r}: choose {', '.join(CALIBRATION_METHODS)}")
 
@@ -233,6 +245,26 @@ def _export_graph(model, recipe: Recipe, settings: ExportSettings, request: Onnx
     return proto.SerializeToString(), exported, len(proto.graph.node)
 
 
+def _end2end_model(model, recipe: Recipe, nms, settings: ExportSettings, clock: "_Clock"):
+    """Wrap the detector with decode + NMS; the threshold is made realistic for the verification inputs."""
+    import torch
+
+    from ..data import synthetic_samples
+
+    with clock.stage("end2end") as st:
+        if not hasattr(model, "decode"):
+            raise InputError(f"{recipe.name} has no decode method, so it has no end-to-end form")
+        samples = synthetic_samples(settings.input_shapes, recipe.normalization, recipe.verify_samples, seed=1)
+        tensors = [torch.from_numpy(s[recipe.inputs[0].name]) for s in samples]
+        threshold, note = end2end.realistic_threshold(model, tensors, nms)
+        nms = dataclasses.replace(nms, score_threshold=threshold)
+        wrapped = end2end.End2End(model, nms, nms.extras)
+        wrapped.eval()
+        st.detail = (f"decode + NMS: K={nms.max_detections}, score > {nms.score_threshold:.4g}, "
+                     f"IoU {nms.iou_threshold:g}")
+    return wrapped, end2end.end2end_recipe(recipe, nms), nms, note
+
+
 def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: ModelSource | None = None) -> OnnxResult:
     check_request(request)
     source = source or resolve(request.model, request.user)
@@ -246,7 +278,10 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         exporter=request.exporter,
         use_test_shape=request.reduced_size,
     )
-    output = Path(request.output) if request.output else default_output(source, request.precision)
+    nms = None
+    if request.end2end:
+        nms = end2end.settings_for(recipe, request.max_detections, request.score_threshold, request.iou_threshold)
+    output = Path(request.output) if request.output else default_output(source, request.precision, request.end2end)
     atomic.ensure_writable(output)
     clock = _Clock(progress)
     warnings: list[str] = []
@@ -263,8 +298,12 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         model, reused = reuse.MODELS.get(model_key, lambda: _load_model(source, request.weights, settings))
         st.detail = "weights " + (str(request.weights) if request.weights else "random init (seeded)")
         st.detail += " (reused)" if reused else ""
+    if nms is not None:
+        model, recipe, nms, note = _end2end_model(model, recipe, nms, settings, clock)
+        if note:
+            warnings.append(note)
     graph_key = (model_key, settings.opset, settings.exporter, settings.dynamic_batch,
-                 request.simplifier if request.simplify else None)
+                 request.simplifier if request.simplify else None, nms)
     graph, reused = reuse.GRAPHS.get(graph_key, lambda: _export_graph(model, recipe, settings, request, clock))
     serialized, exported_nodes, simplified_nodes = graph
     if reused:
@@ -293,6 +332,8 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
     )
     if precision_info is not None and precision_info.calibration:
         props["netexport.calibration"] = json.dumps(precision_info.calibration)
+    if nms is not None:
+        props["netexport.end2end"] = json.dumps(dataclasses.asdict(nms))
     provenance.attach(proto, props)
     data = proto.SerializeToString()
 
@@ -309,6 +350,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         metadata=props,
         precision_info=precision_info,
         warnings=warnings,
+        end2end=dataclasses.asdict(nms) if nms is not None else None,
     )
     if request.verify:
         with clock.stage("verify") as st:

@@ -183,6 +183,8 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         source = resolve(request.model, request.onnx.get("user"))
         recipe = source.recipe
         precision, name, stem = request.precision, recipe.name, source.slug
+        if request.onnx.get("end2end"):
+            stem += ".end2end"
         dynamic = wants_dynamic_batch(request, recipe)
         engine_path = Path(request.output) if request.output else _default_engine_path(stem, precision)
         atomic.ensure_writable(engine_path)
@@ -243,7 +245,8 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
     verifications, engine_layers = [], []
     if reason is None:
         with clock.stage("verify") as st:
-            verifications = verify_engine(spec, trt, build.plan, source, precision, export_shapes, request.onnx)
+            verifications = verify_engine(spec, trt, build.plan, source, precision, export_shapes, request.onnx,
+                                          onnx_result.end2end if onnx_result else None)
             st.detail = "pass" if all(v.passed for v in verifications) else "FAIL"
         if request.inspect:
             from ..backends.tensorrt import EngineRunner
@@ -258,8 +261,10 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
     return result
 
 
-def verify_engine(spec, trt, plan: bytes, source: ModelSource, precision: str, shapes: dict, onnx_options: dict):
-    """Run the engine on the ONNX check's seeded inputs and compare with PyTorch (DESIGN.md §4)."""
+def verify_engine(spec, trt, plan: bytes, source: ModelSource, precision: str, shapes: dict, onnx_options: dict,
+                  nms: dict | None = None):
+    """Run the engine on the ONNX check's seeded inputs and compare with PyTorch (DESIGN.md §4);
+    an end-to-end engine against PyTorch's decode + torchvision NMS with the graph's settings."""
     from ..backends.tensorrt import EngineRunner
     from ..data import synthetic_samples
     from .reference import torch_outputs
@@ -269,6 +274,11 @@ def verify_engine(spec, trt, plan: bytes, source: ModelSource, precision: str, s
     model = source.create(weights=onnx_options.get("weights"), input_shapes=shapes)
     if hasattr(model, "reparameterize"):
         model.reparameterize()
+    if nms is not None:
+        from .end2end import End2End, NmsSettings, end2end_recipe
+
+        settings = NmsSettings(**{**nms, "extras": tuple(nms["extras"])})
+        model, recipe = End2End(model, settings, settings.extras).eval(), end2end_recipe(recipe, settings)
     samples = list(synthetic_samples(shapes, recipe.normalization, recipe.verify_samples, seed=1))
     with EngineRunner(spec, trt, plan) as runner:
         gots = [runner.infer(s) for s in samples]

@@ -120,6 +120,17 @@ def check_output(name: str, ref: np.ndarray, got: np.ndarray | None, tol: Tolera
     return OutputCheck(name, tuple(ref.shape), max_abs_err, max_abs_ref, cos, limits, ratio, passed)
 
 
+def _presence(name: str, ref: np.ndarray | Outputs, got: Outputs) -> OutputCheck:
+    """For set-valued outputs (detections): the artifact must have the output, at PyTorch's shape."""
+    shape = tuple(ref[name].shape)
+    problem = None
+    if got.get(name) is None:
+        problem = "missing from the artifact's outputs"
+    elif tuple(got[name].shape) != shape:
+        problem = f"shape {tuple(got[name].shape)} differs from PyTorch's {shape}"
+    return OutputCheck(name, shape, 0.0, 0.0, 1.0, {}, 0.0 if problem is None else np.inf, problem is None, problem)
+
+
 def _worst(checks: Sequence[OutputCheck]) -> OutputCheck:
     """Fold one output's checks over several samples into the worst case."""
     failed = [c for c in checks if c.problem]
@@ -194,11 +205,96 @@ def _pixel_argmax(recipe: Recipe, precision: str, refs: list[Outputs], gots: lis
                      f"pixel argmax agreement {rate:.4%} ({agree}/{total}; needs {needed:.2%})")
 
 
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
+    union = area(box) + area(boxes) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _image_detections(out: Outputs, image: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = int(out["num_dets"][image].reshape(-1)[0])
+    return out["boxes"][image, :n].astype(np.float64), out["scores"][image, :n], out["classes"][image, :n]
+
+
+def _match(ref_boxes, ref_classes, got_boxes, got_classes, min_iou: float) -> list[tuple[int, int]]:
+    """Greedy matching in the reference's (score) order: same class, best IoU, at least min_iou."""
+    pairs, used = [], np.zeros(len(got_boxes), dtype=bool)
+    for i, (box, cls) in enumerate(zip(ref_boxes, ref_classes)):
+        if not len(got_boxes):
+            break
+        ious = np.where((got_classes == cls) & ~used, _iou(box, got_boxes), -1.0)
+        j = int(ious.argmax())
+        if ious[j] >= min_iou:
+            used[j] = True
+            pairs.append((i, j))
+    return pairs
+
+
+def _detections(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
+    """End-to-end detections against PyTorch's decode + torchvision NMS: boxes matched by class and IoU
+    (>= 0.9 in fp32, >= 0.5 otherwise). A detection whose score lies within the precision's admitted
+    error of the score threshold, or of the K-th kept score, may be present on one side only: which
+    side of the line it falls on says nothing about the artifact. The matched share must reach the
+    recipe's `task_min_agreement`; decode's extra outputs (e.g. contours) of matched detections must
+    meet the precision's tolerance."""
+    spec = recipe.end2end
+    tol = recipe.tolerance(precision, "scores")
+    min_iou = 0.9 if precision == "fp32" else 0.5
+    matched = compared = ref_total = 0
+    extra_refs: dict[str, list] = {name: [] for name in spec.extras}
+    extra_gots: dict[str, list] = {name: [] for name in spec.extras}
+    for ref, got in zip(refs, gots):
+        for image in range(ref["num_dets"].shape[0]):
+            rb, rs, rc = _image_detections(ref, image)
+            gb, gs, gc = _image_detections(got, image)
+            ref_total += len(rb)
+            pairs = _match(rb, rc, gb, gc, min_iou)
+            if tol.atol is not None:
+                margin = tol.atol + (tol.rtol or 0.0)
+            else:
+                margin = float(np.sqrt(2 * (1 - tol.cosine)))  # a score in [0, 1] may move this far
+            cutoff = float(rs[-1]) if len(rs) == spec.max_detections else None
+
+            def borderline(score: float) -> bool:
+                near_cut = cutoff is not None and abs(score - cutoff) <= margin
+                return abs(score - spec.score_threshold) <= margin or near_cut
+
+            loose_ref = {i for i in range(len(rb)) if borderline(float(rs[i]))} - {i for i, _ in pairs}
+            loose_got = {j for j in range(len(gb)) if borderline(float(gs[j]))} - {j for _, j in pairs}
+            matched += len(pairs)
+            compared += max(len(rb) - len(loose_ref), len(gb) - len(loose_got), len(pairs))
+            for name in spec.extras:
+                extra_refs[name] += [ref[name][image, i] for i, _ in pairs]
+                extra_gots[name] += [got[name][image, j] for _, j in pairs]
+    if ref_total == 0:
+        return TaskCheck("detections", False, 0.0, "PyTorch gave no detections on the samples: the check would be vacuous")
+    rate = matched / max(compared, 1)
+    needed = recipe.task_min_agreement.get(precision, 1.0)
+    detail = f"{matched}/{compared} detections matched at IoU >= {min_iou} ({rate:.2%}; needs {needed:.0%})"
+    passed = rate >= needed
+    for name in spec.extras:
+        if extra_refs[name]:
+            check = check_output(name, np.stack(extra_refs[name]), np.stack(extra_gots[name]),
+                                 recipe.tolerance(precision, name))
+            detail += f"; {name} of matched detections: " + ("ok" if check.passed else _describe(check))
+            passed = passed and check.passed
+    return TaskCheck("detections", passed, rate, detail)
+
+
 TASK_CHECKS: dict[str, Callable[..., TaskCheck]] = {
     "top1": _top1,
     "cosine-per-level": _cosine_per_level,
+    "raw-heads": _cosine_per_level,  # decode + NMS are checked on the --end2end graph (detections)
     "pixel-argmax": _pixel_argmax,
+    "detections": _detections,
 }
+# checks that compare sets rather than tensors: outputs are checked for presence and shape only
+SET_CHECKS = {"detections"}
 
 
 def compare(
@@ -211,6 +307,9 @@ def compare(
     refs, gots = list(references), list(candidates)
     result = Verification(precision=precision, backend=backend, samples=len(refs))
     for name in recipe.outputs:
+        if recipe.task_check in SET_CHECKS:
+            result.outputs.extend(_presence(name, ref, got) for ref, got in zip(refs[:1], gots[:1]))
+            continue
         tol = recipe.tolerance(precision, name)
         checks = [check_output(name, ref[name], got.get(name), tol) for ref, got in zip(refs, gots)]
         result.outputs.append(_worst(checks))
