@@ -171,6 +171,9 @@ def _end2end_options(fn):
         click.option("--max-detections", type=int, help="With --end2end: detections per image K (default: the recipe's)."),
         click.option("--score-threshold", type=float, help="With --end2end: minimum score (default: the recipe's)."),
         click.option("--iou-threshold", type=float, help="With --end2end: NMS IoU threshold (default: the recipe's)."),
+        click.option("--nms", type=click.Choice(["onnx", "loop"]),
+                     help="With --end2end: ONNX NonMaxSuppression, or an exact ONNX Loop (default: loop for "
+                          "TensorRT-RTX, whose builder has no NMS layer; onnx otherwise)."),
     ]):
         fn = option(fn)
     return fn
@@ -214,7 +217,7 @@ def _user_options(input_shape, task, recipe_file):
 @handle_errors
 def onnx_cmd(name, input_shape, task, recipe_file, opset, output, weights, batch, dynamic_batch, input_size, no_simplify, simplifier,
              exporter, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache, end2end,
-             max_detections, score_threshold, iou_threshold, no_verify, as_json):
+             max_detections, score_threshold, iou_threshold, nms, no_verify, as_json):
     """Export NAME (a zoo model or package.module:callable) to ONNX, simplify it, optionally convert
     precision, and verify it against PyTorch with ONNX Runtime."""
     from .pipeline.to_onnx import OnnxRequest, run_onnx
@@ -232,7 +235,7 @@ def onnx_cmd(name, input_shape, task, recipe_file, opset, output, weights, batch
         exporter=exporter, precision="fp16" if fp16 else "int8" if int8 else "fp32", fp16_io=fp16_io,
         calib_data=calib_data, calib_samples=calib_samples, calib_method=calib_method, calib_cache=calib_cache,
         user=_user_options(input_shape, task, recipe_file), end2end=end2end, max_detections=max_detections,
-        score_threshold=score_threshold, iou_threshold=iou_threshold,
+        score_threshold=score_threshold, iou_threshold=iou_threshold, nms=nms or "onnx",
     )
     result = run_onnx(request, progress=progress)
     for warning in result.warnings:
@@ -269,7 +272,7 @@ def onnx_cmd(name, input_shape, task, recipe_file, opset, output, weights, batch
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON to stdout.")
 @handle_errors
 def trt_cmd(name, input_shape, task, recipe_file, fp16, fp16_io, int8, calib_data, calib_samples, calib_method, calib_cache,
-            end2end, max_detections, score_threshold, iou_threshold, backend, opset, weights,
+            end2end, max_detections, score_threshold, iou_threshold, nms, backend, opset, weights,
             input_size, batch, min_batch, opt_batch, max_batch, shapes, workspace, timing_cache, compute_capability,
             tf32, require_run, inspect, output, as_json):
     """Build a TensorRT / TensorRT-RTX engine for NAME (a zoo model, package.module:callable or an .onnx file)."""
@@ -284,7 +287,7 @@ def trt_cmd(name, input_shape, task, recipe_file, fp16, fp16_io, int8, calib_dat
         "calib_data": calib_data, "calib_samples": calib_samples, "calib_method": calib_method,
         "calib_cache": calib_cache, "user": _user_options(input_shape, task, recipe_file),
         "end2end": end2end or None, "max_detections": max_detections, "score_threshold": score_threshold,
-        "iou_threshold": iou_threshold,
+        "iou_threshold": iou_threshold, "nms": nms,
     }.items() if value is not None}
     console = _stderr_console()
 

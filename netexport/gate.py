@@ -137,8 +137,8 @@ def _run_engine(cell: Cell, source, settings: RunSettings, workdir: Path) -> dic
     from .pipeline.to_trt import TrtRequest, run_trt
 
     onnx = {"reduced_size": settings.reduced_size, "verify": False}
-    if cell.form == "end2end":
-        onnx["end2end"] = True
+    if cell.form == "end2end":  # TensorRT-RTX gets the Loop NMS graph, which no onnxruntime cell checks
+        onnx.update(end2end=True, verify=cell.backend == "tensorrt-rtx")
     if settings.weights:
         onnx["weights"] = settings.weights
     if settings.user:

@@ -109,6 +109,7 @@ class End2EndSpec:
     score_threshold: float
     iou_threshold: float
     extras: tuple[str, ...] = ()  # decode's extra per-candidate outputs, in output order
+    pre_nms_top_k: int = 1000  # (box, class) pairs that enter NMS, best first
 
 
 @dataclass(frozen=True)
@@ -321,12 +322,13 @@ def _end2end_spec(name: str, spec: Mapping | None) -> End2EndSpec | None:
             score_threshold=float(spec["score_threshold"]),
             iou_threshold=float(spec["iou_threshold"]),
             extras=tuple(str(e) for e in spec.get("extras", [])),
+            pre_nms_top_k=int(spec.get("pre_nms_top_k", 1000)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RecipeError(f"recipe {name!r}: end2end needs max_detections, score_threshold, iou_threshold ({exc})") from None
-    if result.max_detections < 1 or not 0 <= result.score_threshold < 1 or not 0 < result.iou_threshold <= 1:
-        raise RecipeError(f"recipe {name!r}: end2end needs max_detections >= 1, 0 <= score_threshold < 1, "
-                          "0 < iou_threshold <= 1")
+    if result.max_detections < 1 or result.pre_nms_top_k < result.max_detections or not 0 <= result.score_threshold < 1 or not 0 < result.iou_threshold <= 1:
+        raise RecipeError(f"recipe {name!r}: end2end needs max_detections >= 1, pre_nms_top_k >= max_detections, "
+                          "0 <= score_threshold < 1, 0 < iou_threshold <= 1")
     return result
 
 

@@ -108,21 +108,21 @@ def _torchvision_detections(model, x, settings):
     return result
 
 
-@pytest.mark.parametrize("batch", [1, 3])
-def test_graph_nms_gives_torchvision_detections_at_any_batch(detector, batch):
-    result = _cli("onnx", *_user("--end2end", "--dynamic-batch", "--json"))
+@pytest.mark.parametrize("nms,batch", [("onnx", 1), ("onnx", 3), ("loop", 3)])
+def test_graph_nms_gives_torchvision_detections_at_any_batch(detector, nms, batch):
+    result = _cli("onnx", *_user("--end2end", "--nms", nms, "--dynamic-batch", "--json"))
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["passed"] is True
     path = data["artifact"]
     saved = onnx.load(path)
     assert [o.name for o in saved.graph.output] == list(end2end.OUTPUTS)
-    assert "NonMaxSuppression" in {n.op_type for n in saved.graph.node}
+    assert {"onnx": "NonMaxSuppression", "loop": "Loop"}[nms] in {n.op_type for n in saved.graph.node}
     assert json.loads({p.key: p.value for p in saved.metadata_props}["netexport.end2end"])["max_detections"] == 20
 
     source = resolve("tinydet:tiny_detector", UserOptions(task="detection", recipe_file="tinydet.yaml"))
     model = source.create(weights=None, input_shapes={"input": (1, 3, 128, 128)}).eval()  # the exported weights
-    settings = end2end.NmsSettings(**data["end2end"])
+    settings = end2end.NmsSettings(**{k: v for k, v in data["end2end"].items() if k != "nms"})
     x = synthetic_inputs({"input": (batch, 3, 128, 128)}, source.recipe.normalization, seed=1)["input"]
     got = _graph_detections(path, x)
     assert got["num_dets"].shape == (batch, 1) and got["num_dets"].dtype == np.int32
@@ -204,7 +204,7 @@ def test_detection_check_matches_by_class_and_iou_and_excuses_only_borderline_sc
     assert not _detections(recipe, "fp32", [_dets([])], [_dets([])]).passed
 
 
-def test_verify_adds_end_to_end_cells_and_trt_rtx_nms_is_a_documented_xfail(detector):
+def test_verify_adds_end_to_end_cells_and_trt_rtx_builds_the_loop_nms(detector):
     result = _cli("verify", *_user("--precision", "fp32", "--backend", "onnxruntime,tensorrt-rtx", "--json",
                                    "--no-cache"))
     assert result.exit_code == 0, result.output
@@ -213,5 +213,13 @@ def test_verify_adds_end_to_end_cells_and_trt_rtx_nms_is_a_documented_xfail(dete
     assert cells["raw", "tensorrt-rtx"]["status"] == "built"
     e2e = cells["end2end", "onnxruntime"]
     assert e2e["status"] == "pass" and e2e["verification"][0]["task"]["name"] == "detections"
-    rtx = cells["end2end", "tensorrt-rtx"]
-    assert rtx["status"] == "xfail" and "NonMaxSuppression" in rtx["reason"]
+    assert cells["end2end", "tensorrt-rtx"]["status"] == "built"
+
+
+def test_tensorrt_rtx_builds_the_end_to_end_engine_with_the_loop_nms(detector):
+    result = _cli("trt", *_user("--end2end", "--backend", "tensorrt-rtx", "--json"))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["onnx"]["end2end"]["nms"] == "loop" and data["onnx"]["passed"] is True
+    assert [o["name"] for o in data["outputs"]] == list(end2end.OUTPUTS)
+    assert data["engine_bytes"] > 0

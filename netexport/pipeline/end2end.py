@@ -7,13 +7,16 @@ image and pads them to K, giving the layout TensorRT's EfficientNMS made standar
 
     num_dets [B, 1] int32 · boxes [B, K, 4] · scores [B, K] · classes [B, K] int32 (+ extras [B, K, ...])
 
-Run eagerly, `End2End` is the PyTorch reference instead: the same decode followed by torchvision's
-batched NMS, an independent implementation the exported graph is verified against.
+Before suppression the best `pre_nms_top_k` (box, class) pairs above the score threshold are kept,
+as detectors' papers do at inference. Run eagerly, `End2End` is the PyTorch reference instead: the
+same decode followed by torchvision's batched NMS, an independent implementation the exported graph
+is verified against.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import torch
 from torch import nn
@@ -23,6 +26,7 @@ from ..recipes import End2EndSpec as NmsSettings  # K (also the per-class NMS ca
 from ..recipes import Recipe
 
 OUTPUTS = ("num_dets", "boxes", "scores", "classes")
+NMS_OPS = ("onnx", "loop")
 TASKS = ("detection", "face-detection", "instance-segmentation")
 # Random weights put no meaning in the recipe's score threshold: when it leaves PyTorch no detection
 # (or K of them) on the verification input, the check moves it so this share of K survive instead.
@@ -42,9 +46,11 @@ def settings_for(recipe: Recipe, max_detections: int | None = None, score_thresh
         raise InputError(f"--score-threshold must be in [0, 1), got {score_threshold}")
     if iou_threshold is not None and not 0 < iou_threshold <= 1:
         raise InputError(f"--iou-threshold must be in (0, 1], got {iou_threshold}")
+    k = spec.max_detections if max_detections is None else max_detections
     return dataclasses.replace(
         spec,
-        max_detections=spec.max_detections if max_detections is None else max_detections,
+        max_detections=k,
+        pre_nms_top_k=max(spec.pre_nms_top_k, k),
         score_threshold=spec.score_threshold if score_threshold is None else score_threshold,
         iou_threshold=spec.iou_threshold if iou_threshold is None else iou_threshold,
     )
@@ -97,11 +103,12 @@ def _select_eager(candidates: dict[str, torch.Tensor], settings: NmsSettings) ->
         **{name: torch.zeros(batch, k, *t.shape[2:], dtype=t.dtype) for name, t in extras.items()},
     }
     for b in range(batch):
-        # every (candidate, class) pair above the threshold competes, as in ONNX NonMaxSuppression
+        # the best pre_nms_top_k (candidate, class) pairs above the threshold compete
         cand, cls = torch.nonzero(scores[b] > settings.score_threshold, as_tuple=True)
         pair_scores = scores[b, cand, cls]
-        keep = batched_nms(boxes[b, cand].float(), pair_scores.float(), cls, settings.iou_threshold)
-        keep = _cap_per_class(keep, cls, k)[:k]  # keep is sorted by score, best first
+        best = pair_scores.argsort(descending=True)[: settings.pre_nms_top_k]
+        cand, cls, pair_scores = cand[best], cls[best], pair_scores[best]
+        keep = batched_nms(boxes[b, cand].float(), pair_scores.float(), cls, settings.iou_threshold)[:k]
         n = int(keep.numel())
         out["num_dets"][b, 0] = n
         out["boxes"][b, :n] = boxes[b, cand[keep]]
@@ -112,72 +119,96 @@ def _select_eager(candidates: dict[str, torch.Tensor], settings: NmsSettings) ->
     return out
 
 
-def _cap_per_class(keep: torch.Tensor, classes: torch.Tensor, cap: int) -> torch.Tensor:
-    """ONNX NMS keeps at most `cap` boxes per class; apply the same cap to the ranked survivors."""
-    seen: dict[int, int] = {}
-    chosen = []
-    for index in keep.tolist():
-        c = int(classes[index])
-        if seen.get(c, 0) < cap:
-            seen[c] = seen.get(c, 0) + 1
-            chosen.append(index)
-    return torch.tensor(chosen, dtype=torch.long)
-
-
 class _OnnxNms(torch.autograd.Function):
-    """ONNX NonMaxSuppression over boxes [B, N, 4] and scores [B, C, N] → selected [M, 3] (batch, class, box).
+    """ONNX NonMaxSuppression over boxes [B, M, 4] and scores [B, C, M] → selected [S, 3] (batch, class, box).
 
     Only traced during export; the eager value (torchvision) just gives the tracer real tensors."""
 
     @staticmethod
-    def forward(ctx, boxes, scores, max_per_class: int, iou: float, score: float):
+    def forward(ctx, boxes, scores, cap: int, iou: float, score: float):
         from torchvision.ops import batched_nms
 
         rows = []
         for b in range(boxes.shape[0]):
             cls, cand = torch.nonzero(scores[b] > score, as_tuple=True)
             keep = batched_nms(boxes[b, cand], scores[b, cls, cand], cls, iou)
-            keep = _cap_per_class(keep, cls, max_per_class)
             rows.append(torch.stack((torch.full_like(keep, b), cls[keep], cand[keep]), dim=1))
-        return torch.cat(rows) if rows else torch.zeros(0, 3, dtype=torch.long)
+        return torch.cat(rows)
 
     @staticmethod
-    def symbolic(g, boxes, scores, max_per_class: int, iou: float, score: float):
+    def symbolic(g, boxes, scores, cap: int, iou: float, score: float):
         const = lambda value, dtype: g.op("Constant", value_t=torch.tensor([value], dtype=dtype))  # noqa: E731
-        return g.op("NonMaxSuppression", boxes, scores, const(max_per_class, torch.int64),
+        return g.op("NonMaxSuppression", boxes, scores, const(cap, torch.int64),
                     const(iou, torch.float32), const(score, torch.float32), center_point_box_i=0)
 
 
-def _select_graph(candidates: dict[str, torch.Tensor], settings: NmsSettings) -> dict[str, torch.Tensor]:
-    """NMS, then the K best kept (box, class) pairs per image, padded — in ops ONNX and TensorRT have."""
+def _greedy_keep_loop(suppresses: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Greedy NMS over score-sorted pairs: suppresses [B, M, M] (pair i would suppress pair j), keep [B, M]
+    the pairs above the threshold. Pair i, once known to be kept, removes every later pair it suppresses.
+    Scripted, so the export is one ONNX Loop of M steps (exact, whatever the overlaps)."""
+    later = torch.arange(keep.shape[1])
+    for i in range(keep.shape[1]):
+        keep = keep & ~(suppresses[:, i, :] & keep[:, i].unsqueeze(1) & (later > i))
+    return keep
+
+
+with warnings.catch_warnings():  # torch.jit.script is deprecated, but it is what makes the export a Loop
+    warnings.simplefilter("ignore", FutureWarning)
+    _greedy_keep = torch.jit.script(_greedy_keep_loop)
+
+
+def _pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
+    """[B, M, 4] → [B, M, M]."""
+    area = (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+    top_left = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
+    bottom_right = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
+    wh = (bottom_right - top_left).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area[:, :, None] + area[:, None, :] - inter
+    return inter / union.clamp(min=1e-9)
+
+
+def _select_graph(candidates: dict[str, torch.Tensor], settings: NmsSettings, nms: str) -> dict[str, torch.Tensor]:
+    """Pre-select the best pairs, suppress (ONNX NonMaxSuppression or a Loop), keep the K best per
+    image, padded — in ops ONNX Runtime and TensorRT both have."""
     boxes, scores = candidates["boxes"], candidates["scores"]
     extras = {k: v for k, v in candidates.items() if k not in ("boxes", "scores")}
     batch, num, num_classes = scores.shape
     k = settings.max_detections
-    selected = _OnnxNms.apply(boxes, scores.transpose(1, 2).contiguous(), k,
-                              settings.iou_threshold, settings.score_threshold)
-    img, cls, cand = selected[:, 0], selected[:, 1], selected[:, 2]
-    pair = (img * num + cand) * num_classes + cls
-    kept_scores = scores.reshape(-1).gather(0, pair)
-    # [B, M] score table with -1 where a selection belongs to another image, plus K padding columns so
-    # TopK always has K candidates even when NMS kept fewer
-    own = img.unsqueeze(0) == torch.arange(batch).unsqueeze(1)
-    table = torch.where(own, kept_scores.unsqueeze(0), torch.full_like(kept_scores, -1.0).unsqueeze(0))
-    table = torch.cat((table, torch.full((batch, k), -1.0)), dim=1)
-    top_scores, column = table.topk(k, dim=1)
-    valid = top_scores >= 0
-    rows = torch.cat((img * num + cand, torch.zeros(k, dtype=torch.long)))  # row in the flattened [B*N]
-    row = rows.gather(0, column.reshape(-1)).reshape(batch, k)
-    chosen_cls = torch.cat((cls, torch.zeros(k, dtype=torch.long))).gather(0, column.reshape(-1)).reshape(batch, k)
+    m = min(settings.pre_nms_top_k, num * num_classes)
+    top_scores, pair = scores.reshape(batch, -1).topk(m, dim=1)  # [B, M], best first
+    cand, cls = pair // num_classes, pair % num_classes
+    rows = cand + (torch.arange(batch) * num).unsqueeze(1)  # row in the flattened [B*N]
+    pair_boxes = _gather_rows(boxes, rows)
+    above = top_scores > settings.score_threshold
+    if nms == "loop":
+        same_class = cls.unsqueeze(2) == cls.unsqueeze(1)
+        keep = _greedy_keep((_pairwise_iou(pair_boxes) > settings.iou_threshold) & same_class, above)
+    else:
+        # one NMS class per pair's class: every other class sees the pair at score -1 (never selected)
+        mine = cls.unsqueeze(1) == torch.arange(num_classes).reshape(1, -1, 1)  # [B, C, M]
+        class_scores = torch.where(mine, top_scores.unsqueeze(1), torch.full_like(top_scores, -1.0).unsqueeze(1))
+        selected = _OnnxNms.apply(pair_boxes, class_scores, m, settings.iou_threshold, settings.score_threshold)
+        flat = selected[:, 0] * m + selected[:, 2]
+        picked = (flat.unsqueeze(0) == torch.arange(batch * m).unsqueeze(1)).any(dim=1)
+        keep = picked.reshape(batch, m) & above
+    # pairs are sorted by score, so the K best kept ones are the first K kept; padding columns make
+    # TopK well-defined when fewer than K were kept
+    table = torch.cat((torch.where(keep, top_scores, torch.full_like(top_scores, -1.0)),
+                       torch.full((batch, k), -1.0)), dim=1)
+    best_scores, column = table.topk(k, dim=1)
+    valid = best_scores >= 0
+    column = torch.where(valid, column, torch.zeros_like(column))
+    chosen_rows = rows.gather(1, column)
     out = {
         "num_dets": valid.sum(dim=1, keepdim=True).to(torch.int32),
-        "boxes": torch.where(valid.unsqueeze(-1), _gather_rows(boxes, row), torch.zeros_like(boxes[:1, :1])),
-        "scores": torch.where(valid, top_scores, torch.zeros_like(top_scores)),
-        "classes": torch.where(valid, chosen_cls, torch.zeros_like(chosen_cls)).to(torch.int32),
+        "boxes": torch.where(valid.unsqueeze(-1), _gather_rows(boxes, chosen_rows), torch.zeros_like(boxes[:1, :1])),
+        "scores": torch.where(valid, best_scores, torch.zeros_like(best_scores)),
+        "classes": torch.where(valid, cls.gather(1, column), torch.zeros_like(cls)[:, :k]).to(torch.int32),
     }
     for name, t in extras.items():
         mask = valid.reshape(batch, k, *([1] * (t.dim() - 2)))
-        out[name] = torch.where(mask, _gather_rows(t, row), torch.zeros_like(t[:1, :1]))
+        out[name] = torch.where(mask, _gather_rows(t, chosen_rows), torch.zeros_like(t[:1, :1]))
     return out
 
 
@@ -188,18 +219,25 @@ def _gather_rows(t: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
 
 
 class End2End(nn.Module):
-    """A detector whose outputs are final detections; `extras` names decode's extra outputs, in order."""
+    """A detector whose outputs are final detections; `extras` names decode's extra outputs, in order.
 
-    def __init__(self, detector: nn.Module, settings: NmsSettings, extras: tuple[str, ...] = ()):
+    `nms` is how the exported graph suppresses: "onnx" (NonMaxSuppression, which TensorRT builds as
+    its NMS layer) or "loop" (an ONNX Loop over the pre-selected pairs, for TensorRT-RTX, whose
+    builder has no NMS implementation). Both compute the same detections."""
+
+    def __init__(self, detector: nn.Module, settings: NmsSettings, extras: tuple[str, ...] = (), nms: str = "onnx"):
         super().__init__()
+        if nms not in NMS_OPS:
+            raise InputError(f"unknown NMS implementation {nms!r}: choose {', '.join(NMS_OPS)}")
         self.detector = detector
         self.settings = settings
         self.extras = extras
+        self.nms = nms
 
     def forward(self, x: torch.Tensor):
         candidates = self.detector.decode(self.detector(x), tuple(x.shape[-2:]))
         if torch.onnx.is_in_onnx_export():
-            out = _select_graph(candidates, self.settings)
+            out = _select_graph(candidates, self.settings, self.nms)
         else:
             out = _select_eager(candidates, self.settings)
         return tuple(out[name] for name in (*OUTPUTS, *self.extras))

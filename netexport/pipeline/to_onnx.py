@@ -62,6 +62,7 @@ class OnnxRequest:
     max_detections: int | None = None  # end2end overrides of the recipe's settings
     score_threshold: float | None = None
     iou_threshold: float | None = None
+    nms: str = "onnx"  # end2end suppression: onnx (NonMaxSuppression) | loop (for TensorRT-RTX)
 
 
 @dataclass
@@ -186,8 +187,12 @@ def check_request(request: OnnxRequest) -> None:
     nms = {"--max-detections": request.max_detections, "--score-threshold": request.score_threshold,
            "--iou-threshold": request.iou_threshold}
     given = [flag for flag, value in nms.items() if value is not None]
+    if request.nms != "onnx":
+        given.append("--nms")
     if given and not request.end2end:
         raise InputError(f"{', '.join(given)} applies to --end2end only")
+    if request.nms not in end2end.NMS_OPS:
+        raise InputError(f"unknown --nms {request.nms!r}: choose {', '.join(end2end.NMS_OPS)}")
     if request.calib_method is not None and request.calib_method not in CALIBRATION_METHODS:
         raise InputError(f"unknown calibration method {request.calib_method!r}: choose {', '.join(CALIBRATION_METHODS)}")
 
@@ -245,7 +250,7 @@ def _export_graph(model, recipe: Recipe, settings: ExportSettings, request: Onnx
     return proto.SerializeToString(), exported, len(proto.graph.node)
 
 
-def _end2end_model(model, recipe: Recipe, nms, settings: ExportSettings, clock: "_Clock"):
+def _end2end_model(model, recipe: Recipe, nms, nms_op: str, settings: ExportSettings, clock: "_Clock"):
     """Wrap the detector with decode + NMS; the threshold is made realistic for the verification inputs."""
     import torch
 
@@ -258,10 +263,10 @@ def _end2end_model(model, recipe: Recipe, nms, settings: ExportSettings, clock: 
         tensors = [torch.from_numpy(s[recipe.inputs[0].name]) for s in samples]
         threshold, note = end2end.realistic_threshold(model, tensors, nms)
         nms = dataclasses.replace(nms, score_threshold=threshold)
-        wrapped = end2end.End2End(model, nms, nms.extras)
+        wrapped = end2end.End2End(model, nms, nms.extras, nms_op)
         wrapped.eval()
-        st.detail = (f"decode + NMS: K={nms.max_detections}, score > {nms.score_threshold:.4g}, "
-                     f"IoU {nms.iou_threshold:g}")
+        st.detail = (f"decode + {nms_op} NMS: K={nms.max_detections}, score > {nms.score_threshold:.4g}, "
+                     f"IoU {nms.iou_threshold:g}, best {nms.pre_nms_top_k} pairs")
     return wrapped, end2end.end2end_recipe(recipe, nms), nms, note
 
 
@@ -299,11 +304,11 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         st.detail = "weights " + (str(request.weights) if request.weights else "random init (seeded)")
         st.detail += " (reused)" if reused else ""
     if nms is not None:
-        model, recipe, nms, note = _end2end_model(model, recipe, nms, settings, clock)
+        model, recipe, nms, note = _end2end_model(model, recipe, nms, request.nms, settings, clock)
         if note:
             warnings.append(note)
     graph_key = (model_key, settings.opset, settings.exporter, settings.dynamic_batch,
-                 request.simplifier if request.simplify else None, nms)
+                 request.simplifier if request.simplify else None, nms, request.nms if nms else None)
     graph, reused = reuse.GRAPHS.get(graph_key, lambda: _export_graph(model, recipe, settings, request, clock))
     serialized, exported_nodes, simplified_nodes = graph
     if reused:
@@ -333,7 +338,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
     if precision_info is not None and precision_info.calibration:
         props["netexport.calibration"] = json.dumps(precision_info.calibration)
     if nms is not None:
-        props["netexport.end2end"] = json.dumps(dataclasses.asdict(nms))
+        props["netexport.end2end"] = json.dumps({**dataclasses.asdict(nms), "nms": request.nms})
     provenance.attach(proto, props)
     data = proto.SerializeToString()
 
@@ -350,7 +355,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         metadata=props,
         precision_info=precision_info,
         warnings=warnings,
-        end2end=dataclasses.asdict(nms) if nms is not None else None,
+        end2end={**dataclasses.asdict(nms), "nms": request.nms} if nms is not None else None,
     )
     if request.verify:
         with clock.stage("verify") as st:

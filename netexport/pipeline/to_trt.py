@@ -189,8 +189,11 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         engine_path = Path(request.output) if request.output else _default_engine_path(stem, precision)
         atomic.ensure_writable(engine_path)
         onnx_path = engine_path.with_suffix(".onnx")
+        onnx_options = dict(request.onnx)
+        if onnx_options.get("end2end") and "nms" not in onnx_options:
+            onnx_options["nms"] = "loop" if spec.name == "tensorrt-rtx" else "onnx"  # RTX has no NMS layer
         onnx_request = OnnxRequest(model=request.model, output=onnx_path, precision=precision, batch=request.batch,
-                                   dynamic_batch=dynamic, **request.onnx)
+                                   dynamic_batch=dynamic, **onnx_options)
         onnx_result = run_onnx(onnx_request, progress=progress, source=source)
         if onnx_result.artifact is None:
             raise VerificationFailed(f"ONNX parity failed for {name}, no engine built: {'; '.join(onnx_result.failures())}")
@@ -277,8 +280,9 @@ def verify_engine(spec, trt, plan: bytes, source: ModelSource, precision: str, s
     if nms is not None:
         from .end2end import End2End, NmsSettings, end2end_recipe
 
-        settings = NmsSettings(**{**nms, "extras": tuple(nms["extras"])})
-        model, recipe = End2End(model, settings, settings.extras).eval(), end2end_recipe(recipe, settings)
+        fields = {k: v for k, v in nms.items() if k != "nms"}
+        settings = NmsSettings(**{**fields, "extras": tuple(fields["extras"])})
+        model, recipe = End2End(model, settings, settings.extras, nms["nms"]).eval(), end2end_recipe(recipe, settings)
     samples = list(synthetic_samples(shapes, recipe.normalization, recipe.verify_samples, seed=1))
     with EngineRunner(spec, trt, plan) as runner:
         gots = [runner.infer(s) for s in samples]
