@@ -17,6 +17,7 @@ from netexport.pipeline import end2end
 from netexport.pipeline.verify import _detections
 from netexport.recipes import build_recipe
 from netexport.sources import UserOptions, resolve
+from zoo_params import per_model
 
 DETECTOR = textwrap.dedent("""
     import torch
@@ -223,3 +224,22 @@ def test_tensorrt_rtx_builds_the_end_to_end_engine_with_the_loop_nms(detector):
     assert data["onnx"]["end2end"]["nms"] == "loop" and data["onnx"]["passed"] is True
     assert [o["name"] for o in data["outputs"]] == list(end2end.OUTPUTS)
     assert data["engine_bytes"] > 0
+
+
+def _zoo_detectors():
+    import netexport
+    from netexport.recipes import get_recipe
+
+    return [n for n in netexport.list_models() if get_recipe(n).end2end is not None]
+
+
+@pytest.mark.parametrize("name", per_model(_zoo_detectors()))
+def test_every_zoo_detector_end_to_end_matches_its_decode_and_torchvision_nms(name, tmp_path):
+    from netexport.pipeline.to_onnx import OnnxRequest, run_onnx
+
+    result = run_onnx(OnnxRequest(name, output=tmp_path / "e2e.onnx", reduced_size=True, end2end=True))
+    check = result.verifications[0].task
+    assert result.passed, result.failures()
+    assert check.name == "detections" and check.value == 1.0
+    saved = onnx.load(str(tmp_path / "e2e.onnx"))
+    assert [o.name for o in saved.graph.output][:4] == list(end2end.OUTPUTS)

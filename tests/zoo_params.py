@@ -15,4 +15,4 @@ def group(name: str) -> str:
 
 
 def per_model(names=None):
-    return [pytest.param(n, marks=pytest.mark.xdist_group(group(n))) for n in (names or netexport.list_models())]
+    return [pytest.param(n, marks=pytest.mark.xdist_group(group(n))) for n in (netexport.list_models() if names is None else names)]
