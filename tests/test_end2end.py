@@ -149,9 +149,10 @@ def test_options_override_the_recipe_and_the_threshold_stays_when_realistic(dete
     assert used == 0.45 or any("instead of the recipe's" in w for w in data["warnings"])
 
 
-def test_reduced_precisions_pass_the_detection_task_check(detector):
+@pytest.mark.parametrize("nms", end2end.NMS_OPS)
+def test_reduced_precisions_pass_the_detection_task_check(detector, nms):
     for flag in ("--fp16", "--int8"):
-        result = _cli("onnx", *_user("--end2end", flag, "--json"))
+        result = _cli("onnx", *_user("--end2end", "--nms", nms, flag, "--json"))
         assert result.exit_code == 0, result.output
         data = json.loads(result.stdout)
         task = data["verification"][0]["task"]

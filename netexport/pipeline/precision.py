@@ -109,8 +109,52 @@ def to_fp16(proto, recipe: Recipe, samples: list[Mapping[str, np.ndarray]], fp16
             raise StageFailed(f"FP16 conversion failed: {_first_line(exc)}") from None
     if not fp16_io:
         _restore_fp32_outputs(converted)
+    sort_topologically(converted.graph)
     kept = [n.name for n in proto.graph.node if n.name in set(keep_nodes) or n.op_type in keep_ops]
     return converted, PrecisionInfo("fp16", fp16_nodes=count_fp16_nodes(converted), fp32_kept=kept)
+
+
+def sort_topologically(graph) -> None:
+    """Reorder nodes so each comes after what it reads, counting what a Loop/If body reads from the
+    outer graph. The converters append the Casts they add and can leave a Loop ahead of a value its
+    body uses (end-to-end graphs' NMS Loop); onnx.checker and the runtimes require the order."""
+    produced_by = {out: i for i, node in enumerate(graph.node) for out in node.output}
+    needs = [sorted({produced_by[name] for name in _reads(node) if name in produced_by} - {i})
+             for i, node in enumerate(graph.node)]
+    order, placed, visiting = [], set(), set()
+
+    def place(i: int) -> None:
+        stack = [(i, iter(needs[i]))]
+        visiting.add(i)
+        while stack:
+            node, deps = stack[-1]
+            dep = next(deps, None)
+            if dep is None:
+                stack.pop()
+                visiting.discard(node)
+                placed.add(node)
+                order.append(node)
+            elif dep not in placed and dep not in visiting:
+                visiting.add(dep)
+                stack.append((dep, iter(needs[dep])))
+
+    for i in range(len(graph.node)):
+        if i not in placed:
+            place(i)
+    if order != list(range(len(graph.node))):
+        nodes = [graph.node[i] for i in order]
+        del graph.node[:]
+        graph.node.extend(nodes)
+
+
+def _reads(node) -> set[str]:
+    """Every value a node reads: its inputs, plus the outer values its subgraphs use."""
+    names = {name for name in node.input if name}
+    for attr in node.attribute:
+        for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            inner = {o for n in sub.node for o in n.output} | {v.name for v in sub.input} | {t.name for t in sub.initializer}
+            names |= {name for n in sub.node for name in _reads(n)} - inner
+    return names
 
 
 def _restore_fp32_outputs(proto) -> None:
@@ -279,6 +323,7 @@ def to_int8(proto, recipe: Recipe, calibration: Calibration, opset: int):
         import onnx
 
         quantized = onnx.load(str(dst))
+        sort_topologically(quantized.graph)
         if calibration.cache and cached is None:
             meta = {"model": recipe.name, "opset": opset, "graph_sha256": digest, "method": calibration.method,
                     "source": calibration.source, "samples": len(calibration.samples)}
