@@ -116,6 +116,9 @@ def figure(cell: dict) -> str:
         return f"{size / 1e6:.1f} MB" if cell["status"] == "built" and size is not None else ""
     if worst.get("problem"):
         return f"{worst['name']}: {worst['problem']}"
+    tasks = [v["task"] for v in cell.get("verification") or [] if v.get("task")]
+    if tasks and tasks[0]["name"] == "detections":  # end-to-end graphs compare detection sets
+        return min(tasks, key=lambda t: t["value"])["detail"].split(" (")[0]
     if "atol" in worst["tolerance"]:
         return f"max |Δ| {worst['max_abs_err']:.2g}"
     return f"cos {worst['cosine']:.5f}"
