@@ -234,7 +234,7 @@ def _zoo_detectors():
     return [n for n in netexport.list_models() if get_recipe(n).end2end is not None]
 
 
-@pytest.mark.parametrize("name", per_model(_zoo_detectors()))
+@pytest.mark.parametrize("name", per_model(_zoo_detectors(), full_matrix_only=True))
 def test_every_zoo_detector_end_to_end_matches_its_decode_and_torchvision_nms(name, tmp_path):
     from netexport.pipeline.to_onnx import OnnxRequest, run_onnx
 

@@ -34,7 +34,7 @@ def _expect(recipe, precision, result):
     assert result.passed, result.failures()
 
 
-@pytest.mark.parametrize("name", per_model())
+@pytest.mark.parametrize("name", per_model(full_matrix_only=True))
 def test_fp16_conversion_verifies(name, tmp_path):
     recipe = get_recipe(name)
     result, out = _run(name, tmp_path, "fp16")
@@ -53,7 +53,7 @@ def _initializers(proto):
     return {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
 
 
-@pytest.mark.parametrize("name", per_model())
+@pytest.mark.parametrize("name", per_model(full_matrix_only=True))
 def test_int8_quantization_verifies_with_tensorrt_style_qdq(name, tmp_path):
     recipe = get_recipe(name)
     result, out = _run(name, tmp_path, "int8")

@@ -25,7 +25,7 @@ def _build(name, tmp_path, precision, **kwargs):
     return run_trt(request)
 
 
-@pytest.mark.parametrize("name", per_model())
+@pytest.mark.parametrize("name", per_model(full_matrix_only=True))
 def test_engines_compile_in_every_precision_and_shrink_with_it(name, tmp_path):
     sizes = {}
     for precision in ("fp32", "fp16", "int8"):
