@@ -244,3 +244,12 @@ def test_every_zoo_detector_end_to_end_matches_its_decode_and_torchvision_nms(na
     assert check.name == "detections" and check.value == 1.0
     saved = onnx.load(str(tmp_path / "e2e.onnx"))
     assert [o.name for o in saved.graph.output][:4] == list(end2end.OUTPUTS)
+
+
+@pytest.mark.parametrize("nms", end2end.NMS_OPS)
+def test_fewer_candidate_pairs_than_pre_nms_top_k(detector, nms):
+    """960 anchors x 5 classes = 4800 pairs, under the 5000 asked for: all of them enter NMS."""
+    (detector / "tinydet.yaml").write_text(RECIPE.replace("iou_threshold: 0.5}", "iou_threshold: 0.5, pre_nms_top_k: 5000}"))
+    result = _cli("onnx", *_user("--end2end", "--nms", nms, "--json"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["passed"] is True

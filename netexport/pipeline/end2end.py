@@ -175,7 +175,7 @@ def _select_graph(candidates: dict[str, torch.Tensor], settings: NmsSettings, nm
     extras = {k: v for k, v in candidates.items() if k not in ("boxes", "scores")}
     batch, num, num_classes = scores.shape
     k = settings.max_detections
-    m = min(settings.pre_nms_top_k, num * num_classes)
+    m = min(settings.pre_nms_top_k, int(num) * int(num_classes))  # ints: traced shapes are tensors
     top_scores, pair = scores.reshape(batch, -1).topk(m, dim=1)  # [B, M], best first
     cand, cls = pair // num_classes, pair % num_classes
     rows = cand + (torch.arange(batch) * num).unsqueeze(1)  # row in the flattened [B*N]
