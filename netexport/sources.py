@@ -196,8 +196,7 @@ def _user_raw_recipe(ref: str, user: UserOptions) -> tuple[dict, bool]:
     from .pipeline.verify import TASK_CHECKS
 
     if raw.get("task_check") not in TASK_CHECKS:
-        usable = sorted(t for t, block in base.get("tasks", {}).items() if block.get("task_check") in TASK_CHECKS)
-        raise InputError(f"task {task!r} has no verification check in this version; use one of {', '.join(usable)}")
+        raise InputError(f"unknown task_check {raw.get('task_check')!r}: choose from {', '.join(sorted(TASK_CHECKS))}")
     raw.update(name=ref, task=task, family="user", source=str(user.recipe_file) if user.recipe_file else "<command line>")
     return raw, "outputs" in own
 

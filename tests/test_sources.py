@@ -99,7 +99,7 @@ def test_user_model_builds_an_engine(tmp_path):
     (["mynets:two_heads"], "give --input-shape"),
     (["mynets:two_heads", "--input-shape", "1,3,x,32"], "bad input shape"),
     (["mynets:two_heads", "--input-shape", "1,3,32,32", "--task", "painting"], "unknown task"),
-    (["mynets:two_heads", "--input-shape", "1,3,32,32", "--task", "pose"], "no verification check"),
+    (["mynets:two_heads", "--input-shape", "1,3,32,32", "--recipe", "bad_check.yaml"], "unknown task_check 'banana'"),
     (["mynets:two_heads", "--recipe", "missing.yaml"], "recipe file not found"),
     (["mynets:two_heads", "--recipe", "broken.yaml"], "not valid YAML"),
     (["mynets:two_heads", "--recipe", "wrong_outputs.yaml"], "returns 2 outputs; its recipe names 1"),
@@ -110,6 +110,7 @@ def test_bad_user_model_specs_exit_2_with_one_line_and_no_file(user_module, args
     (user_module / "broken.yaml").write_text("inputs: [\n")
     (user_module / "wrong_outputs.yaml").write_text("inputs: [{name: x, shape: [1, 3, 32, 32]}]\noutputs: [y]\n")
     (user_module / "loose.yaml").write_text("tolerances: {fp32: {atol: 0.1}}\n")
+    (user_module / "bad_check.yaml").write_text("task_check: banana\n")
     before = set(user_module.iterdir())
     result = _cli("onnx", *args)
     assert result.exit_code == EXIT_USAGE, result.output
