@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .registry import get_entry, register_model, registered_names
 
-__all__ = ["create_model", "list_models", "register_model", "count_params"]
+__all__ = ["create_model", "list_models", "register_model", "count_params", "scale_layers_to_unit_variance"]
 
 
 def list_models(task: str | None = None) -> list[str]:
@@ -30,7 +30,10 @@ def create_model(name: str, weights: str | Path | None = None, seed: int = 0,
     Without weights the model gets its paper's random initialisation (seeded), then its activations
     are brought to a realistic scale on synthetic images — batch-norm statistics estimated from a few
     batches, or, in networks without batch norm, each layer scaled to unit output variance — so
-    outputs are not degenerate (DESIGN.md §4). `input_shapes` (name → NCHW) sets the size of that
+    outputs are not degenerate (DESIGN.md §4). A model whose raw outputs are read directly as
+    probabilities and box sizes, or whose paper init leaves the head's outputs near-constant, defines
+    `place_random_head(warm_up_inputs)`, called last, to give them the spread training does.
+    `input_shapes` (name → NCHW) sets the size of that
     warm-up, normally the size the model will be exported at; the recipe's test size otherwise.
     With weights, those are loaded as given.
     """
@@ -50,6 +53,10 @@ def create_model(name: str, weights: str | Path | None = None, seed: int = 0,
         warm_up_batch_norm(model, recipe, seed, input_shapes)
     else:
         scale_to_unit_variance(model, recipe, seed, input_shapes)
+    if weights is None and hasattr(model, "place_random_head"):
+        model.eval()
+        with torch.no_grad():
+            model.place_random_head(_warm_up_batch(recipe, seed, input_shapes))
     return model.eval()
 
 
@@ -70,12 +77,19 @@ def _warm_up_batch(recipe, seed: int, input_shapes: dict | None):
 
 
 def scale_to_unit_variance(model, recipe, seed: int = 0, input_shapes: dict | None = None) -> None:
-    """Layer-sequential unit-variance scaling (Mishkin & Matas, "All you need is a good init", 2016).
+    """Layer-sequential unit-variance scaling (Mishkin & Matas, "All you need is a good init", 2016)
+    of every conv/linear layer, on a warm-up batch."""
+    import torch
 
-    One forward pass: each conv/linear layer, the first time it runs, divides its weights and bias
-    by the standard deviation of its output and passes the rescaled output on, so every later layer
-    is measured on already-scaled inputs.
-    """
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    scale_layers_to_unit_variance(model, _warm_up_batch(recipe, seed, input_shapes), layers)
+
+
+def scale_layers_to_unit_variance(model, inputs, layers, keep_bias: bool = False) -> None:
+    """One forward pass of `inputs`: each of `layers`, the first time it runs, divides its weights
+    (and its bias, unless `keep_bias`: then a constant offset such as a prior stays) by the standard
+    deviation of its output and passes the rescaled output on, so every later layer is measured on
+    already-scaled inputs."""
     import torch
 
     done: set[int] = set()
@@ -88,16 +102,17 @@ def scale_to_unit_variance(model, recipe, seed: int = 0, input_shapes: dict | No
         if not std > 1e-8:
             return None
         module.weight.mul_(1.0 / std)
-        if module.bias is not None:
-            module.bias.mul_(1.0 / std)
+        if module.bias is None or keep_bias:
+            bias = 0.0 if module.bias is None else module.bias.reshape(-1, *(1,) * (output.dim() - 2))
+            return (output - bias) / std + bias
+        module.bias.mul_(1.0 / std)
         return output / std
 
-    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     hooks = [m.register_forward_hook(rescale) for m in layers]
     model.eval()
     try:
         with torch.no_grad():
-            model(*_warm_up_batch(recipe, seed, input_shapes))
+            model(*inputs)
     finally:
         for hook in hooks:
             hook.remove()
