@@ -167,7 +167,8 @@ def _calibration_options(fn):
 def _end2end_options(fn):
     for option in reversed([
         click.option("--end2end", is_flag=True,
-                     help="Detectors: decode + NMS in the graph; outputs num_dets, boxes, scores, classes."),
+                     help="Detectors: decode + NMS in the graph (outputs num_dets, boxes, scores, classes); "
+                          "pose models: heatmap peaks decoded (outputs keypoints, scores)."),
         click.option("--max-detections", type=int, help="With --end2end: detections per image K (default: the recipe's)."),
         click.option("--score-threshold", type=float, help="With --end2end: minimum score (default: the recipe's)."),
         click.option("--iou-threshold", type=float, help="With --end2end: NMS IoU threshold (default: the recipe's)."),
@@ -504,13 +505,13 @@ def _select_models(names, all_models, tasks, input_shape, recipe_file):
 
 
 def _end2end_models(models, user) -> frozenset[str]:
-    """The selected models that have an end-to-end form (decode + NMS settings in their recipe)."""
+    """The selected models that have an end-to-end form (detectors' decode + NMS, pose peak decoding)."""
     from .recipes import get_recipe, recipe_names
     from .sources import resolve
 
     known = set(recipe_names())
     return frozenset(m for m in models
-                     if (get_recipe(m) if m in known else resolve(m, user).recipe).end2end is not None)
+                     if (get_recipe(m) if m in known else resolve(m, user).recipe).has_end2end)
 
 
 def _report_verification(console, result) -> None:

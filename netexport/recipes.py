@@ -142,6 +142,7 @@ class Recipe:
     limitations: tuple[Limitation, ...] = ()
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     end2end: End2EndSpec | None = None  # detectors: decode + NMS can be built into the graph
+    keypoint_cell: tuple[float, float] | None = None  # pose --end2end graphs: input pixels per heatmap cell (x, y)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -155,6 +156,11 @@ class Recipe:
 
     def limitation(self, precision: str, backend: str, check: str = "parity", form: str = "raw") -> Limitation | None:
         return next((lim for lim in self.limitations if lim.applies(precision, backend, check, form)), None)
+
+    @property
+    def has_end2end(self) -> bool:
+        """Detectors with decode settings (decode + NMS) and pose models (heatmap peak decoding)."""
+        return self.end2end is not None or self.task == "pose"
 
     @property
     def primary_input(self) -> InputSpec:

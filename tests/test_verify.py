@@ -72,13 +72,16 @@ def test_top1_disagreement_fails_but_a_tie_within_tolerance_does_not():
     assert tie.task.passed and tie.passed
 
 
-def _segmenter(min_agreement):
+def _recipe_of_task(task, check, outputs, min_agreement=None):
     from netexport.recipes import build_recipe, raw_recipe
 
     raw = raw_recipe("resnet18")
-    raw.update(task="semantic-segmentation", task_check="pixel-argmax", outputs=["out"],
-               task_min_agreement=min_agreement)
+    raw.update(task=task, task_check=check, outputs=outputs, task_min_agreement=min_agreement or {})
     return build_recipe(raw)
+
+
+def _segmenter(min_agreement):
+    return _recipe_of_task("semantic-segmentation", "pixel-argmax", ["out"], min_agreement)
 
 
 def test_pixel_argmax_counts_flipped_pixels_against_the_recipe_rate():
@@ -100,3 +103,86 @@ def test_pixel_argmax_ignores_near_ties_within_the_tolerance():
     swapped = scores[:, ::-1].copy()
     result = compare(_segmenter({"fp32": 1.0}), "fp32", "fake", [{"out": scores}], [{"out": swapped}])
     assert result.task.value == 1.0 and result.task.passed
+
+
+def _raw_head_detector():
+    from netexport.recipes import build_recipe, raw_recipe
+
+    raw = raw_recipe("resnet18")
+    raw.update(task="detection", task_check="raw-heads", outputs=["cls_p3"])
+    return build_recipe(raw)
+
+
+def test_raw_heads_measure_the_signal_on_top_of_a_constant_class_bias():
+    rng = np.random.default_rng(0)
+    signal = 0.05 * rng.normal(size=(1, 4, 8, 8))
+    ref = -4.6 + signal  # focal-loss prior bias, as an untrained RetinaNet's class logits
+    lost = -4.6 + 0.05 * rng.normal(size=ref.shape)  # same bias and spread, the signal replaced
+    assert cosine(ref, lost) > 0.999  # the plain cosine cannot tell
+    recipe = _raw_head_detector()
+    broken = compare(recipe, "fp16", "fake", [{"cls_p3": ref}], [{"cls_p3": lost}])
+    assert not broken.task.passed and broken.task.value < 0.2 and "(cls_p3)" in broken.task.detail
+    noisy = ref + 1e-4 * rng.normal(size=ref.shape)  # 0.2% of the signal's spread
+    kept = compare(recipe, "fp16", "fake", [{"cls_p3": ref}], [{"cls_p3": noisy}])
+    assert kept.task.passed and kept.task.value > 0.999
+
+
+def test_raw_heads_keep_the_channel_pattern_of_a_one_pixel_level():
+    """P7 of a small input is 1x1: its signal is the pattern across channels, which centring by one
+    mean per output keeps (one mean per channel would leave only the difference between samples)."""
+    rng = np.random.default_rng(1)
+    pattern = -4.6 + rng.normal(size=(1, 80, 1, 1))
+    refs = [{"cls_p3": pattern + 1e-3 * rng.normal(size=pattern.shape)} for _ in range(2)]
+    gots = [{"cls_p3": r["cls_p3"] + 1e-3 * rng.normal(size=pattern.shape)} for r in refs]
+    result = compare(_raw_head_detector(), "fp16", "fake", refs, gots)
+    assert result.task.passed and result.task.value > 0.9999
+
+
+def test_raw_heads_do_not_centre_a_single_value():
+    """A 1x1 one-channel map (FCOS/PolarMask center-ness on P7 of a small input) is one number per
+    sample: centred on the samples' mean it is ±d, and a tiny error flips its sign."""
+    refs = [{"cls_p3": np.full((1, 1, 1, 1), -0.30)}, {"cls_p3": np.full((1, 1, 1, 1), -0.31)}]
+    gots = [{"cls_p3": np.full((1, 1, 1, 1), -0.306)}, {"cls_p3": np.full((1, 1, 1, 1), -0.304)}]
+    result = compare(_raw_head_detector(), "int8", "fake", refs, gots)
+    assert result.task.passed and result.task.value == pytest.approx(1.0)
+
+
+def test_embedding_cosine_judges_each_sample_not_the_batch():
+    rng = np.random.default_rng(2)
+    ref = rng.normal(size=(8, 512))
+    got = ref.copy()
+    got[3] = rng.normal(size=512)  # one face's embedding replaced: 1 of 8 rows
+    assert cosine(ref, got) > 0.8  # the batch as a whole still looks close
+    recipe = _recipe_of_task("face-recognition", "embedding-cosine", ["embedding"])
+    broken = compare(recipe, "fp16", "fake", [{"embedding": ref}], [{"embedding": got}])
+    assert not broken.task.passed and broken.task.value < 0.3
+    noisy = ref + 0.01 * rng.normal(size=ref.shape)  # cosine about 1 - 0.5e-4 per row
+    kept = compare(recipe, "fp16", "fake", [{"embedding": ref}], [{"embedding": noisy}])
+    assert kept.task.passed and 0.9999 < kept.task.value < 1.0
+
+
+def _gaussian_heatmaps(peaks, height=16, width=12, sigma=2.0):
+    """One sample's heatmaps with a sigma-2 Gaussian peaking at 1.0 at each (y, x), as pose targets."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.stack([np.exp(-((ys - y) ** 2 + (xs - x) ** 2) / (2 * sigma**2)) for y, x in peaks])[None]
+
+
+def test_heatmap_peaks_count_moved_keypoints_against_the_recipe_rate():
+    peaks = [(2, 3), (8, 8), (12, 1), (5, 10)]
+    ref = _gaussian_heatmaps(peaks)
+    moved = _gaussian_heatmaps([(2, 3), (8, 8), (12, 1), (9, 4)])  # one of four keypoints elsewhere
+    strict = _recipe_of_task("pose", "heatmap-peaks", ["heatmaps"], {"int8": 1.0})
+    lenient = _recipe_of_task("pose", "heatmap-peaks", ["heatmaps"], {"int8": 0.75})
+    for recipe, passes in ((strict, False), (lenient, True)):
+        result = compare(recipe, "int8", "fake", [{"heatmaps": ref}], [{"heatmaps": moved}])
+        assert result.task.value == pytest.approx(0.75) and result.task.passed is passes
+
+
+def test_heatmap_peaks_accept_a_near_tie_but_not_a_one_pixel_shift_of_a_sharp_peak():
+    ref = _gaussian_heatmaps([(6, 6)])
+    tied = ref.copy()
+    tied[0, 0, 6, 7] = 1.0 + 1e-7  # a neighbour within fp32 error of the maximum
+    recipe = _recipe_of_task("pose", "heatmap-peaks", ["heatmaps"])
+    assert compare(recipe, "fp32", "fake", [{"heatmaps": tied}], [{"heatmaps": ref}]).task.passed
+    shifted = _gaussian_heatmaps([(6, 7)])  # the sigma-2 neighbour is 0.88 of the peak: a real move
+    assert not compare(recipe, "fp32", "fake", [{"heatmaps": ref}], [{"heatmaps": shifted}]).task.passed

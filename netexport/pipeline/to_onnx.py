@@ -19,7 +19,7 @@ from .. import atomic
 from ..errors import InputError, StageFailed
 from ..recipes import Recipe
 from ..sources import ModelSource, UserOptions, resolve
-from . import end2end, provenance, reuse
+from . import end2end, keypoints, provenance, reuse
 from .export import ExportSettings, export_model, resolve_settings
 from .precision import (
     CALIBRATION_METHODS,
@@ -184,17 +184,21 @@ def check_request(request: OnnxRequest) -> None:
     given = [flag for flag, value in calib.items() if value is not None]
     if given and request.precision != "int8":
         raise InputError(f"{', '.join(given)} applies to --int8 only")
-    nms = {"--max-detections": request.max_detections, "--score-threshold": request.score_threshold,
-           "--iou-threshold": request.iou_threshold}
-    given = [flag for flag, value in nms.items() if value is not None]
-    if request.nms != "onnx":
-        given.append("--nms")
+    given = _detection_options(request)
     if given and not request.end2end:
         raise InputError(f"{', '.join(given)} applies to --end2end only")
     if request.nms not in end2end.NMS_OPS:
         raise InputError(f"unknown --nms {request.nms!r}: choose {', '.join(end2end.NMS_OPS)}")
     if request.calib_method is not None and request.calib_method not in CALIBRATION_METHODS:
         raise InputError(f"unknown calibration method {request.calib_method!r}: choose {', '.join(CALIBRATION_METHODS)}")
+
+
+def _detection_options(request: OnnxRequest) -> list[str]:
+    """The --end2end options that only detectors' decode + NMS take, as given."""
+    options = {"--max-detections": request.max_detections, "--score-threshold": request.score_threshold,
+               "--iou-threshold": request.iou_threshold}
+    given = [flag for flag, value in options.items() if value is not None]
+    return given + (["--nms"] if request.nms != "onnx" else [])
 
 
 def load_calibration(request: OnnxRequest, recipe: Recipe, settings: ExportSettings) -> Calibration:
@@ -270,6 +274,17 @@ def _end2end_model(model, recipe: Recipe, nms, nms_op: str, settings: ExportSett
     return wrapped, end2end.end2end_recipe(recipe, nms), nms, note
 
 
+def _keypoint_model(model, recipe: Recipe, settings: ExportSettings, clock: "_Clock"):
+    """Wrap a pose model with its heatmap peak decoding (keypoints and scores out)."""
+    import torch
+
+    with clock.stage("end2end") as st:
+        probe = torch.zeros(settings.input_shapes[recipe.inputs[0].name])
+        cell = keypoints.heatmap_cell(model, probe)
+        st.detail = f"heatmap peaks → keypoints in input pixels ({cell[0]:g}x{cell[1]:g} per heatmap cell)"
+    return keypoints.HeatmapPeaks(model).eval(), keypoints.end2end_recipe(recipe, cell)
+
+
 def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: ModelSource | None = None) -> OnnxResult:
     check_request(request)
     source = source or resolve(request.model, request.user)
@@ -284,7 +299,10 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         use_test_shape=request.reduced_size,
     )
     nms = None
-    if request.end2end:
+    pose_end2end = request.end2end and recipe.task in keypoints.TASKS
+    if pose_end2end:
+        keypoints.check_request(recipe, _detection_options(request))
+    elif request.end2end:
         nms = end2end.settings_for(recipe, request.max_detections, request.score_threshold, request.iou_threshold)
     output = Path(request.output) if request.output else default_output(source, request.precision, request.end2end)
     atomic.ensure_writable(output)
@@ -303,12 +321,17 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         model, reused = reuse.MODELS.get(model_key, lambda: _load_model(source, request.weights, settings))
         st.detail = "weights " + (str(request.weights) if request.weights else "random init (seeded)")
         st.detail += " (reused)" if reused else ""
+    end2end_info = None
     if nms is not None:
         model, recipe, nms, note = _end2end_model(model, recipe, nms, request.nms, settings, clock)
         if note:
             warnings.append(note)
+        end2end_info = {**dataclasses.asdict(nms), "nms": request.nms}
+    elif pose_end2end:
+        model, recipe = _keypoint_model(model, recipe, settings, clock)
+        end2end_info = {"decode": "heatmap-peaks", "keypoint_cell": list(recipe.keypoint_cell)}
     graph_key = (model_key, settings.opset, settings.exporter, settings.dynamic_batch,
-                 request.simplifier if request.simplify else None, nms, request.nms if nms else None)
+                 request.simplifier if request.simplify else None, nms, request.nms if nms else None, pose_end2end)
     graph, reused = reuse.GRAPHS.get(graph_key, lambda: _export_graph(model, recipe, settings, request, clock))
     serialized, exported_nodes, simplified_nodes = graph
     if reused:
@@ -337,8 +360,8 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
     )
     if precision_info is not None and precision_info.calibration:
         props["netexport.calibration"] = json.dumps(precision_info.calibration)
-    if nms is not None:
-        props["netexport.end2end"] = json.dumps({**dataclasses.asdict(nms), "nms": request.nms})
+    if end2end_info is not None:
+        props["netexport.end2end"] = json.dumps(end2end_info)
     provenance.attach(proto, props)
     data = proto.SerializeToString()
 
@@ -355,7 +378,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         metadata=props,
         precision_info=precision_info,
         warnings=warnings,
-        end2end={**dataclasses.asdict(nms), "nms": request.nms} if nms is not None else None,
+        end2end=end2end_info,
     )
     if request.verify:
         with clock.stage("verify") as st:

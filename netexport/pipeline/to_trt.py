@@ -190,7 +190,7 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         atomic.ensure_writable(engine_path)
         onnx_path = engine_path.with_suffix(".onnx")
         onnx_options = dict(request.onnx)
-        if onnx_options.get("end2end") and "nms" not in onnx_options:
+        if onnx_options.get("end2end") and recipe.end2end is not None and "nms" not in onnx_options:
             onnx_options["nms"] = "loop" if spec.name == "tensorrt-rtx" else "onnx"  # RTX has no NMS layer
         onnx_request = OnnxRequest(model=request.model, output=onnx_path, precision=precision, batch=request.batch,
                                    dynamic_batch=dynamic, **onnx_options)
@@ -265,9 +265,10 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
 
 
 def verify_engine(spec, trt, plan: bytes, source: ModelSource, precision: str, shapes: dict, onnx_options: dict,
-                  nms: dict | None = None):
+                  end2end: dict | None = None):
     """Run the engine on the ONNX check's seeded inputs and compare with PyTorch (DESIGN.md §4);
-    an end-to-end engine against PyTorch's decode + torchvision NMS with the graph's settings."""
+    an end-to-end engine against PyTorch's decode + torchvision NMS with the graph's settings, or a
+    pose engine against PyTorch's heatmap peak decoding."""
     from ..backends.tensorrt import EngineRunner
     from ..data import synthetic_samples
     from .reference import torch_outputs
@@ -277,12 +278,16 @@ def verify_engine(spec, trt, plan: bytes, source: ModelSource, precision: str, s
     model = source.create(weights=onnx_options.get("weights"), input_shapes=shapes)
     if hasattr(model, "reparameterize"):
         model.reparameterize()
-    if nms is not None:
+    if end2end is not None and "keypoint_cell" in end2end:
+        from .keypoints import HeatmapPeaks, end2end_recipe
+
+        model, recipe = HeatmapPeaks(model).eval(), end2end_recipe(recipe, tuple(end2end["keypoint_cell"]))
+    elif end2end is not None:
         from .end2end import End2End, NmsSettings, end2end_recipe
 
-        fields = {k: v for k, v in nms.items() if k != "nms"}
+        fields = {k: v for k, v in end2end.items() if k != "nms"}
         settings = NmsSettings(**{**fields, "extras": tuple(fields["extras"])})
-        model, recipe = End2End(model, settings, settings.extras, nms["nms"]).eval(), end2end_recipe(recipe, settings)
+        model, recipe = End2End(model, settings, settings.extras, end2end["nms"]).eval(), end2end_recipe(recipe, settings)
     samples = list(synthetic_samples(shapes, recipe.normalization, recipe.verify_samples, seed=1))
     with EngineRunner(spec, trt, plan) as runner:
         gots = [runner.infer(s) for s in samples]

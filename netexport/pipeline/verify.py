@@ -146,11 +146,19 @@ def _worst(checks: Sequence[OutputCheck]) -> OutputCheck:
 # ---- task checks: each takes (recipe, precision, refs, gots) and returns a TaskCheck -------------
 
 
+def _tie_margin(tol: Tolerance, ref: np.ndarray) -> float:
+    """How far apart two of PyTorch's scores may be and still swap under the precision's admitted
+    error: the fp32 atol, or for a cosine tolerance c the per-value RMS error that still gives cosine
+    c (|ref|_rms · sqrt(2(1 - c))); both values may move by it."""
+    if tol.atol is not None:
+        return 2 * tol.atol * max(1.0, float(np.abs(ref).max()))
+    return 2 * float(np.sqrt(np.mean(ref**2))) * np.sqrt(2 * (1 - tol.cosine))
+
+
 def _top1(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
     """Top-1 agreement. Where PyTorch's own top logits are closer than the error the precision's
-    tolerance admits, either class is an acceptable answer: such a tie says nothing about the
-    artifact. The admitted error is the fp32 atol, or for a cosine tolerance c the per-logit RMS
-    error that still gives cosine c (|ref|_rms · sqrt(2(1 - c))); two logits may each move by it."""
+    tolerance admits (_tie_margin), either class is an acceptable answer: such a tie says nothing
+    about the artifact."""
     name = recipe.outputs[0]
     tol = recipe.tolerance(precision, name)
     agree = total = 0
@@ -158,10 +166,7 @@ def _top1(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Output
         r = ref[name].reshape(ref[name].shape[0], -1).astype(np.float64)
         g = got[name].reshape(got[name].shape[0], -1).astype(np.float64)
         for row_r, row_g in zip(r, g):
-            if tol.atol is not None:
-                margin = 2 * tol.atol * max(1.0, float(np.abs(row_r).max()))
-            else:
-                margin = 2 * float(np.sqrt(np.mean(row_r**2))) * np.sqrt(2 * (1 - tol.cosine))
+            margin = _tie_margin(tol, row_r)
             total += 1
             best, chosen = int(row_r.argmax()), int(row_g.argmax())
             agree += best == chosen or row_r[best] - row_r[chosen] <= margin
@@ -182,6 +187,33 @@ def _cosine_per_level(recipe: Recipe, precision: str, refs: list[Outputs], gots:
     return TaskCheck("cosine-per-level", worst >= limit, worst, detail)
 
 
+RAW_HEADS_MIN_VALUES = 16
+
+
+def _raw_heads(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
+    """Cosine per head output after subtracting PyTorch's mean of that output from both sides. A head
+    whose values sit on a constant bias (focal-loss class logits start at -4.6) has a plain cosine
+    near 1 whatever happens to the signal on top of it; the centred cosine measures that signal.
+    One mean per output, not per channel: a 1x1 level (P7 of a small input) would keep nothing of its
+    signal but the difference between the samples. Outputs of fewer than RAW_HEADS_MIN_VALUES values
+    per sample (a 1x1 one-channel map) have no signal to centre: their plain cosine is checked."""
+    limit = recipe.tolerance(precision, recipe.outputs[0]).cosine or 0.99999
+    worst_name, worst = None, 1.0
+    for name in recipe.outputs:
+        pairs = [(ref[name].astype(np.float64), got[name].astype(np.float64)) for ref, got in zip(refs, gots)
+                 if name in got and got[name].shape == ref[name].shape]
+        if not pairs:
+            continue
+        centre = pairs[0][0][0].size >= RAW_HEADS_MIN_VALUES
+        mean = float(np.mean([r.mean() for r, _ in pairs])) if centre else 0.0
+        for r, g in pairs:
+            c = cosine(r - mean, g - mean)
+            if c < worst:
+                worst_name, worst = name, c
+    detail = f"lowest centred cosine {worst:.6f}" + (f" ({worst_name})" if worst_name else "")
+    return TaskCheck("raw-heads", worst >= limit, worst, detail)
+
+
 def _pixel_argmax(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
     """Per-pixel class agreement of the first output (N, classes, H, W). As for top-1, a pixel whose
     two best PyTorch scores are closer than the admitted error counts as agreeing; the rate must
@@ -191,10 +223,7 @@ def _pixel_argmax(recipe: Recipe, precision: str, refs: list[Outputs], gots: lis
     agree = total = 0
     for ref, got in zip(refs, gots):
         r, g = ref[name].astype(np.float64), got[name].astype(np.float64)
-        if tol.atol is not None:
-            margin = 2 * tol.atol * max(1.0, float(np.abs(r).max()))
-        else:
-            margin = 2 * float(np.sqrt(np.mean(r**2))) * np.sqrt(2 * (1 - tol.cosine))
+        margin = _tie_margin(tol, r)
         best, chosen = r.argmax(axis=1), g.argmax(axis=1)
         gap = np.take_along_axis(r, best[:, None], 1)[:, 0] - np.take_along_axis(r, chosen[:, None], 1)[:, 0]
         agree += int(np.count_nonzero((best == chosen) | (gap <= margin)))
@@ -203,6 +232,42 @@ def _pixel_argmax(recipe: Recipe, precision: str, refs: list[Outputs], gots: lis
     needed = recipe.task_min_agreement.get(precision, 1.0)
     return TaskCheck("pixel-argmax", rate >= needed, rate,
                      f"pixel argmax agreement {rate:.4%} ({agree}/{total}; needs {needed:.2%})")
+
+
+def _embedding_cosine(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
+    """Face recognition compares faces by the angle between embeddings: every sample's embedding (a
+    row of the first output) must keep the precision's cosine, not just the batch as a whole."""
+    name = recipe.outputs[0]
+    limit = recipe.tolerance(precision, name).cosine or 0.99999
+    worst, count = 1.0, 0
+    for ref, got in zip(refs, gots):
+        r = ref[name].reshape(ref[name].shape[0], -1)
+        g = got[name].reshape(got[name].shape[0], -1)
+        for row_r, row_g in zip(r, g):
+            worst, count = min(worst, cosine(row_r, row_g)), count + 1
+    return TaskCheck("embedding-cosine", worst >= limit, worst,
+                     f"lowest per-sample embedding cosine {worst:.6f} over {count} samples (needs {limit})")
+
+
+def _heatmap_peaks(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
+    """Pose: the peak (argmax) of every keypoint's heatmap, per sample, must sit where PyTorch's does.
+    As for top-1, a peak that moved to a location whose PyTorch value is within the admitted error of
+    PyTorch's own maximum is a tie and agrees. The rate must reach `task_min_agreement`."""
+    name = recipe.outputs[0]
+    tol = recipe.tolerance(precision, name)
+    agree = total = 0
+    for ref, got in zip(refs, gots):
+        r = ref[name].astype(np.float64).reshape(*ref[name].shape[:2], -1)
+        g = got[name].astype(np.float64).reshape(*got[name].shape[:2], -1)
+        margin = _tie_margin(tol, r)
+        best, chosen = r.argmax(axis=2), g.argmax(axis=2)
+        gap = np.take_along_axis(r, best[..., None], 2)[..., 0] - np.take_along_axis(r, chosen[..., None], 2)[..., 0]
+        agree += int(np.count_nonzero((best == chosen) | (gap <= margin)))
+        total += best.size
+    rate = agree / max(total, 1)
+    needed = recipe.task_min_agreement.get(precision, 1.0)
+    return TaskCheck("heatmap-peaks", rate >= needed, rate,
+                     f"heatmap peaks at PyTorch's location {agree}/{total} ({rate:.2%}; needs {needed:.0%})")
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -286,15 +351,38 @@ def _detections(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[
     return TaskCheck("detections", passed, rate, detail)
 
 
+def _keypoints(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
+    """A pose --end2end graph: each keypoint must land within half a heatmap cell of PyTorch's (a
+    peak in the same cell; the quarter-cell refinement may differ), at the recipe's rate; the scores
+    of all keypoints keep the precision's tolerance."""
+    cell = np.asarray(recipe.keypoint_cell, dtype=np.float64)
+    agree = total = 0
+    for ref, got in zip(refs, gots):
+        moved = np.abs(got["keypoints"].astype(np.float64) - ref["keypoints"].astype(np.float64))
+        agree += int(np.count_nonzero((moved <= cell / 2 + 1e-6 * cell).all(axis=-1)))
+        total += moved.shape[0] * moved.shape[1]
+    rate = agree / max(total, 1)
+    needed = recipe.task_min_agreement.get(precision, 1.0)
+    scores = check_output("scores", np.concatenate([r["scores"] for r in refs]),
+                          np.concatenate([g["scores"] for g in gots]), recipe.tolerance(precision, "scores"))
+    detail = (f"keypoints within half a heatmap cell {agree}/{total} ({rate:.2%}; needs {needed:.0%}); scores "
+              + ("ok" if scores.passed else _describe(scores)))
+    return TaskCheck("keypoints", rate >= needed and scores.passed, rate, detail)
+
+
 TASK_CHECKS: dict[str, Callable[..., TaskCheck]] = {
     "top1": _top1,
     "cosine-per-level": _cosine_per_level,
-    "raw-heads": _cosine_per_level,  # decode + NMS are checked on the --end2end graph (detections)
+    "raw-heads": _raw_heads,  # decode + NMS are checked on the --end2end graph (detections)
     "pixel-argmax": _pixel_argmax,
     "detections": _detections,
+    "embedding-cosine": _embedding_cosine,
+    "heatmap-peaks": _heatmap_peaks,
+    "keypoints": _keypoints,  # pose --end2end graphs
 }
-# checks that compare sets rather than tensors: outputs are checked for presence and shape only
-SET_CHECKS = {"detections"}
+# checks that judge the outputs themselves (detection sets, keypoint locations): the outputs are
+# checked for presence and shape only
+SET_CHECKS = {"detections", "keypoints"}
 
 
 def compare(
