@@ -29,7 +29,10 @@ def models_table() -> str:
         params = f"{ref.params / 1e6:.2f}M"
         if ref.deploy_params:
             params += f" ({ref.deploy_params / 1e6:.2f}M deploy)"
-        notes = "".join(f" — {lim.status} {lim.precision}/{lim.backend}: {lim.reason}" for lim in recipe.limitations)
+        notes = "".join(
+            f" — {lim.status} {lim.precision}/{lim.backend}{'' if lim.form == 'raw' else ' --' + lim.form}: {lim.reason}"
+            for lim in recipe.limitations
+        )
         lines.append(f"| {name} | {recipe.task} | {params} | {shape} | {ref.paper} | {ref.implementation}{notes} |")
     return "\n".join(lines)
 

@@ -40,7 +40,9 @@ def test_fp16_conversion_verifies(name, tmp_path):
     result, out = _run(name, tmp_path, "fp16")
     _expect(recipe, "fp16", result)
     proto = onnx.load(str(out))
-    weights = [i for i in proto.graph.initializer if len(i.dims) == 4]
+    kept = set(result.to_dict()["fp32_kept_nodes"])  # the recipe's and the overflow finder's
+    kept_inputs = {i for node in proto.graph.node if node.name in kept for i in node.input}
+    weights = [i for i in proto.graph.initializer if len(i.dims) == 4 and i.name not in kept_inputs]
     assert weights and all(w.data_type == TensorProto.FLOAT16 for w in weights)
     assert all(i.type.tensor_type.elem_type == TensorProto.FLOAT for i in proto.graph.input)
     assert all(o.type.tensor_type.elem_type == TensorProto.FLOAT for o in proto.graph.output)
