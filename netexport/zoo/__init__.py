@@ -6,7 +6,8 @@ from pathlib import Path
 
 from .registry import get_entry, register_model, registered_names
 
-__all__ = ["create_model", "list_models", "register_model", "count_params", "scale_layers_to_unit_variance"]
+__all__ = ["create_model", "list_models", "register_model", "count_params", "scale_layers_to_unit_variance",
+           "centre_class_logits"]
 
 
 def list_models(task: str | None = None) -> list[str]:
@@ -138,3 +139,17 @@ def warm_up_batch_norm(model, recipe, seed: int = 0, input_shapes: dict | None =
     for bn in norms:
         bn.momentum = 0.1
     model.eval()
+
+
+def centre_class_logits(model, classifier, inputs) -> None:
+    """Random init only, for `place_random_head`: shift `classifier`'s bias so every class's mean
+    logit over the warm-up batch is 0. Untrained features share a large common component that gives
+    one class most pixels; without it the per-pixel argmax follows the features' spatial variation,
+    as a trained model's does, so the pixel-argmax check has classes to tell apart."""
+    logits = []
+    hook = classifier.register_forward_hook(lambda _m, _i, out: logits.append(out))
+    try:
+        model(*inputs)
+    finally:
+        hook.remove()
+    classifier.bias.sub_(logits[0].mean(dim=(0, 2, 3)))

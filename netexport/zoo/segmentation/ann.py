@@ -11,11 +11,8 @@ the block's input and fused by a 1x1 conv + BN (+ ReLU in APNB) + dropout 0.05, 
 code. In training an auxiliary FCN head on stage 4 adds a second output (deep supervision, weight
 0.4 in the paper's loss); in eval only `out` is returned, upsampled bilinearly to the input size.
 
-Export rewrite `pyramid-pooling-as-matmul`: adaptive average pooling to 3, 6 or 8 bins rarely
-divides the feature map (97x97 at the 769x769 crop), which the TorchScript exporter rejects.
-`adaptive_avg_pool_as_matmul` computes the same bin means as `F.adaptive_avg_pool2d` (same
-floor/ceil bin edges) as two matmuls with constant averaging matrices; tests/test_rewrites_ann.py
-proves the equality.
+Export rewrite `adaptive-avg-pool-as-matmul` (netexport/zoo/layers/adaptive_pool.py) for the pyramid
+sampling: 3, 6 and 8 bins rarely divide the feature map (97x97 at the 769x769 crop).
 
 Decisions: the paper does not say how the logits are upsampled; align_corners=False (the authors'
 code uses True with 769 = 8·96 + 1 crops). Their code zero-initialises the attention output conv W
@@ -26,33 +23,15 @@ The backbone uses the torchvision 7x7 stem (the authors' code uses a three-3x3-c
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.adaptive_pool import adaptive_avg_pool_as_matmul
 from ..registry import register_model
 from .ccnet import FCNHead, dilated_resnet101
 
 PYRAMID_SIZES = (1, 3, 6, 8)
-
-
-def _averaging_matrix(length: int, bins: int) -> np.ndarray:
-    """(bins, length) matrix whose row i averages the input positions of adaptive-pool bin i."""
-    matrix = np.zeros((bins, length), dtype=np.float32)
-    for i in range(bins):
-        start = (i * length) // bins
-        end = -((-(i + 1) * length) // bins)  # ceil
-        matrix[i, start:end] = 1.0 / (end - start)
-    return matrix
-
-
-def adaptive_avg_pool_as_matmul(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Export rewrite of `F.adaptive_avg_pool2d(x, size)` for any input size: P_h · x · P_wᵀ."""
-    height, width = int(x.shape[-2]), int(x.shape[-1])
-    rows = torch.from_numpy(_averaging_matrix(height, size)).to(x.dtype)
-    cols = torch.from_numpy(_averaging_matrix(width, size).T.copy()).to(x.dtype)
-    return torch.matmul(torch.matmul(rows, x), cols)
 
 
 def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, relu: bool = True) -> nn.Sequential:
