@@ -52,6 +52,19 @@ class InputSpec:
     test_shape: tuple[int, ...]  # reduced shape the test suite uses
     divisor: int = 1  # spatial sizes must be multiples of this
     fixed_size: bool = False  # spatial size cannot change (e.g. flatten into a Linear)
+    max_shape: tuple[int, ...] | None = None  # largest size of a dynamic-shape export (--dynamic-shape)
+
+    @property
+    def dynamic_size(self) -> bool:
+        """Height and width may be dynamic axes of the export: any size in min_shape..max_shape runs."""
+        return self.max_shape is not None and not self.fixed_size and len(self.shape) == 4
+
+    def size_range(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """(min, opt, max) (height, width) of a dynamic-shape export: the recipe's min_shape rounded up to
+        the divisor, its canonical shape, its max_shape."""
+        d = self.divisor
+        low = tuple(-(-side // d) * d for side in self.min_shape[2:4])
+        return low, tuple(self.shape[2:4]), tuple(self.max_shape[2:4])
 
     def with_batch_and_size(self, batch: int | None, size: tuple[int, int] | None) -> tuple[int, ...]:
         shape = list(self.shape)
@@ -348,16 +361,24 @@ def _input_spec(name: str, spec: Mapping) -> InputSpec:
         fixed = bool(spec.get("fixed_size", False))
         min_shape = tuple(int(d) for d in spec.get("min_shape", shape if fixed else ()))
         test_shape = tuple(int(d) for d in spec.get("test_shape", shape))
-        return InputSpec(
+        max_shape = tuple(int(d) for d in spec["max_shape"]) if "max_shape" in spec else None
+        result = InputSpec(
             name=str(spec["name"]),
             shape=shape,
             min_shape=min_shape or shape,
             test_shape=test_shape,
             divisor=int(spec.get("divisor", 1)),
             fixed_size=fixed,
+            max_shape=max_shape,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise RecipeError(f"recipe {name!r}: bad input spec {dict(spec)!r} ({exc})") from None
+    if max_shape is not None:
+        low, opt, high = result.size_range()
+        if len(max_shape) != len(shape) or fixed or not (low[0] <= opt[0] <= high[0] and low[1] <= opt[1] <= high[1]):
+            raise RecipeError(f"recipe {name!r}: input {result.name!r} needs min_shape <= shape <= max_shape "
+                              f"with a size that may change (got min {list(low)}, shape {list(opt)}, max {list(high)})")
+    return result
 
 
 def _tolerances(name: str, spec: Mapping, outputs: tuple[str, ...]):
@@ -385,7 +406,9 @@ def _tolerances(name: str, spec: Mapping, outputs: tuple[str, ...]):
 
 def _check_not_looser(name: str, precision: str, tol: Tolerance, policy: Tolerance, reason) -> None:
     looser = (
-        (tol.atol is not None and policy.atol is not None and tol.atol > policy.atol)
+        # dropping an elementwise bound (e.g. fp32 checked by cosine alone) loosens the policy too
+        (policy.atol is not None and (tol.atol is None or tol.atol > policy.atol))
+        or (policy.rtol is not None and tol.rtol is None)
         or (tol.rtol is not None and policy.rtol is not None and tol.rtol > policy.rtol)
         or (tol.cosine is not None and policy.cosine is not None and tol.cosine < policy.cosine)
     )

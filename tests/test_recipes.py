@@ -49,6 +49,15 @@ def test_loosening_a_tolerance_needs_a_reason():
     assert build_recipe(raw).tolerances["fp32"].atol == 1e-2
 
 
+def test_replacing_the_fp32_bounds_by_a_cosine_is_loosening_too():
+    raw = raw_recipe("resnet18")
+    raw["tolerances"]["fp32"] = {"atol": None, "rtol": None, "cosine": 0.99999}
+    with pytest.raises(RecipeError, match="looser than the policy"):
+        build_recipe(raw)
+    raw["tolerances"]["fp32"]["reason"] = "measured: argmax-indexed network"
+    assert build_recipe(raw).tolerances["fp32"].cosine == 0.99999
+
+
 def test_tightening_needs_no_reason_and_per_output_overrides_apply():
     raw = raw_recipe("resnet18")
     raw["tolerances"]["fp16"] = {"cosine": 0.9999, "outputs": {"logits": {"cosine": 0.99999}}}
