@@ -110,7 +110,7 @@ def _run_onnxruntime(cell: Cell, source, settings: RunSettings, workdir: Path) -
     out["status"] = "pass" if result.passed else "fail"
     out["failures"] = result.failures()
     if result.artifact is not None:
-        out["latency_ms"] = _onnxruntime_latency_ms(result.artifact, source.recipe, result.input_shapes)
+        out["latency_ms"] = _onnxruntime_latency_ms(result.artifact, source.recipe, result.export_shapes)
     return out
 
 
@@ -119,8 +119,7 @@ def _onnxruntime_latency_ms(path: Path, recipe, input_shapes: dict) -> float:
     from .backends.onnxruntime import OnnxRuntimeRunner
     from .data import synthetic_inputs
 
-    shapes = {k: tuple(1 if d == "batch" else d for d in v) for k, v in input_shapes.items()}
-    feed = synthetic_inputs(shapes, recipe.normalization, seed=2)
+    feed = synthetic_inputs(input_shapes, recipe.normalization, seed=2)
     with OnnxRuntimeRunner(str(path)) as runner:
         runner.infer(feed)
         runs = []

@@ -113,12 +113,20 @@ def _parse(trt, builder, logger, onnx_bytes: bytes):
     return network, parser
 
 
-def _compute_capabilities(trt, config, requested: Sequence[str]) -> list[str]:
+def compute_capability_names(spec: BackendSpec, trt, requested: Sequence[str]) -> list[str]:
+    """'8.6' / 'sm86' → 'SM86', checked against the backend's list (InputError on an unknown one)."""
+    if not spec.targets_compute_capability:
+        raise InputError(f"--compute-capability applies to tensorrt-rtx; {spec.name} builds for the GPU it runs on")
     names = [c.upper() if c.upper().startswith("SM") else f"SM{c.replace('.', '')}" for c in requested]
     valid = {n for n in dir(trt.ComputeCapability) if n.startswith("SM")}
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise InputError(f"unknown compute capability {', '.join(unknown)}: choose from {', '.join(sorted(valid))}")
+    return names
+
+
+def _compute_capabilities(spec: BackendSpec, trt, config, requested: Sequence[str]) -> list[str]:
+    names = compute_capability_names(spec, trt, requested)
     config.num_compute_capabilities = len(names)
     for i, name in enumerate(names):
         config.set_compute_capability(getattr(trt.ComputeCapability, name), i)
@@ -152,9 +160,7 @@ def build_engine(spec: BackendSpec, trt, onnx_bytes: bytes, options: BuildOption
         config.clear_flag(trt.BuilderFlag.TF32)
     capabilities: list[str] = []
     if options.compute_capabilities:
-        if not spec.targets_compute_capability:
-            raise InputError(f"--compute-capability applies to tensorrt-rtx; {spec.name} builds for the GPU it runs on")
-        capabilities = _compute_capabilities(trt, config, options.compute_capabilities)
+        capabilities = _compute_capabilities(spec, trt, config, options.compute_capabilities)
     if options.profile is not None:
         profile = builder.create_optimization_profile()
         for name, (low, opt, high) in options.profile.shapes.items():

@@ -44,6 +44,7 @@ class ExportSettings:
     exporter: str  # torchscript | dynamo
     input_shapes: Mapping[str, tuple[int, ...]]
     dynamic_batch: bool
+    dynamic_shape: bool = False  # height and width of every image input are dynamic axes
 
 
 def choose_exporter(opset: int, preference: str) -> str:
@@ -68,6 +69,7 @@ def resolve_settings(
     dynamic_batch: bool = False,
     exporter: str | None = None,
     use_test_shape: bool = False,
+    dynamic_shape: bool = False,
 ) -> ExportSettings:
     """Validate the request against the recipe before any heavy work starts."""
     opset = recipe.default_opset if opset is None else opset
@@ -89,6 +91,11 @@ def resolve_settings(
         raise InputError(f"{recipe.name} has no dynamic batch axis in its recipe")
     if dynamic_batch and batch is not None and not axis.min <= batch <= axis.max:
         raise InputError(f"batch {batch} is outside the recipe's dynamic range {axis.min}..{axis.max}")
+    if dynamic_shape:
+        fixed = [spec.name for spec in recipe.inputs if not spec.dynamic_size]
+        if fixed:
+            raise InputError(f"{recipe.name} has no dynamic size range for input {fixed[0]!r} in its recipe "
+                             "(a max_shape, on a model that accepts any size): export it at a fixed size")
     shapes = {}
     for spec in recipe.inputs:
         base = spec.test_shape if use_test_shape else spec.shape
@@ -98,8 +105,14 @@ def resolve_settings(
         if input_size is not None:
             check_input_size(recipe, spec, input_size)
             shape[2:4] = input_size
+        if dynamic_shape:
+            (min_h, min_w), _, (max_h, max_w) = spec.size_range()
+            if not (min_h <= shape[2] <= max_h and min_w <= shape[3] <= max_w):
+                raise InputError(f"{recipe.name}: size {shape[2]}x{shape[3]} is outside the recipe's dynamic range "
+                                 f"{min_h}x{min_w}..{max_h}x{max_w}")
         shapes[spec.name] = tuple(shape)
-    return ExportSettings(opset=opset, exporter=chosen, input_shapes=shapes, dynamic_batch=dynamic_batch)
+    return ExportSettings(opset=opset, exporter=chosen, input_shapes=shapes, dynamic_batch=dynamic_batch,
+                          dynamic_shape=dynamic_shape)
 
 
 def check_input_size(recipe: Recipe, spec, size: tuple[int, int]) -> None:
@@ -131,6 +144,32 @@ def parse_size(text: str) -> tuple[int, int]:
     return dims
 
 
+def _dynamic_axis_names(name: str, settings: ExportSettings) -> list[tuple[int, str]]:
+    """(axis, name) of an input's dynamic axes: the batch, and its height and width."""
+    axes = [(0, "batch")] if settings.dynamic_batch else []
+    if settings.dynamic_shape:
+        axes += [(2, f"{name}_height"), (3, f"{name}_width")]
+    return axes
+
+
+def _dynamo_dims(spec, recipe: Recipe, settings: ExportSettings) -> dict:
+    import torch
+
+    dims = {}
+    if settings.dynamic_batch:
+        # dynamo refuses to specialise a dim of size 1 as dynamic; min 1 is still accepted by the graph
+        dims[0] = torch.export.Dim("batch", min=1, max=max(recipe.dynamic_axes["batch"].max, 2))
+    if settings.dynamic_shape:
+        d = spec.divisor
+        (min_h, min_w), _, (max_h, max_w) = spec.size_range()
+        for axis, label, low, high in ((2, "height", min_h, max_h), (3, "width", min_w, max_w)):
+            if d > 1:  # sizes in multiples of the divisor
+                dims[axis] = torch.export.Dim(f"{spec.name}_{label}_blocks", min=low // d, max=high // d) * d
+            else:
+                dims[axis] = torch.export.Dim(f"{spec.name}_{label}", min=low, max=high)
+    return dims
+
+
 def export_model(model, recipe: Recipe, settings: ExportSettings):
     """Export `model` and return the loaded ONNX ModelProto (single file, weights inline)."""
     import onnx
@@ -143,16 +182,17 @@ def export_model(model, recipe: Recipe, settings: ExportSettings):
     input_names = [spec.name for spec in recipe.inputs]
     output_names = list(recipe.outputs)
     kwargs: dict = {}
-    if settings.exporter == "torchscript" and settings.dynamic_batch:
-        kwargs["dynamic_axes"] = {name: {0: "batch"} for name in input_names + output_names}
+    if settings.exporter == "torchscript" and (settings.dynamic_batch or settings.dynamic_shape):
+        # output sizes follow from the inputs': the exporter names their dynamic axes itself
+        axes = {name: dict(_dynamic_axis_names(name, settings)) for name in input_names}
+        if settings.dynamic_batch:
+            axes.update({name: {0: "batch"} for name in output_names})
+        kwargs["dynamic_axes"] = axes
     if settings.exporter == "dynamo":
         kwargs["external_data"] = False
-        if settings.dynamic_batch:
-            axis = recipe.dynamic_axes["batch"]
-            # dynamo refuses to specialise a dim of size 1 as dynamic; min 1 is still accepted by the graph
-            dim = torch.export.Dim("batch", min=1, max=max(axis.max, 2))
-            kwargs["dynamic_shapes"] = {name: {0: dim} for name in input_names}
-            if args[0].shape[0] == 1:
+        if settings.dynamic_batch or settings.dynamic_shape:
+            kwargs["dynamic_shapes"] = {spec.name: _dynamo_dims(spec, recipe, settings) for spec in recipe.inputs}
+            if settings.dynamic_batch and args[0].shape[0] == 1:
                 args = tuple(a.expand(2, *a.shape[1:]).contiguous() for a in args)
     with tempfile.TemporaryDirectory(prefix="netexport-") as tmp:
         path = Path(tmp) / "model.onnx"

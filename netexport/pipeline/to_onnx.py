@@ -45,6 +45,7 @@ class OnnxRequest:
     weights: Path | None = None
     batch: int | None = None
     dynamic_batch: bool = False
+    dynamic_shape: bool = False  # dynamic height/width in the recipe's min_shape..max_shape range
     input_size: tuple[int, int] | None = None
     simplify: bool = True
     simplifier: str = DEFAULT_SIMPLIFIER
@@ -80,6 +81,7 @@ class OnnxResult:
     precision_info: PrecisionInfo | None = None
     warnings: list[str] = field(default_factory=list)
     end2end: dict | None = None  # the NMS settings the graph was built with
+    export_shapes: dict[str, tuple] = field(default_factory=dict)  # the sizes it was exported (and first verified) at
 
     @property
     def passed(self) -> bool:
@@ -160,8 +162,11 @@ def check_graph(proto, what: str) -> None:
 
 
 def verification_shapes(recipe: Recipe, settings: ExportSettings) -> list[dict[str, tuple[int, ...]]]:
-    """The input shapes parity is checked at: the export shape, plus a second batch when dynamic."""
+    """The input shapes parity is checked at: the export shape, plus a second batch when the batch is
+    dynamic and a second size when height and width are."""
     shapes = [dict(settings.input_shapes)]
+    if settings.dynamic_shape:
+        shapes.append({spec.name: second_size(spec, settings.input_shapes[spec.name]) for spec in recipe.inputs})
     if settings.dynamic_batch:
         axis = recipe.dynamic_axes["batch"]
         first = next(iter(settings.input_shapes.values()))[0]
@@ -171,6 +176,18 @@ def verification_shapes(recipe: Recipe, settings: ExportSettings) -> list[dict[s
         if second != first:
             shapes.append({k: (second, *v[1:]) for k, v in settings.input_shapes.items()})
     return shapes
+
+
+def second_size(spec, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Another size in the input's dynamic range, with another aspect ratio: one step (the divisor, at
+    least 8 pixels) smaller in height where the range allows it, larger otherwise, and one step larger
+    in width where it allows it, smaller otherwise."""
+    step = max(spec.divisor, 8) // spec.divisor * spec.divisor
+    (min_h, min_w), _, (max_h, max_w) = spec.size_range()
+    height, width = shape[2], shape[3]
+    height = height - step if height - step >= min_h else min(height + step, max_h)
+    width = width + step if width + step <= max_w else max(width - step, min_w)
+    return (*shape[:2], height, width, *shape[4:])
 
 
 def check_request(request: OnnxRequest) -> None:
@@ -187,6 +204,8 @@ def check_request(request: OnnxRequest) -> None:
     given = _detection_options(request)
     if given and not request.end2end:
         raise InputError(f"{', '.join(given)} applies to --end2end only")
+    if request.dynamic_shape and request.end2end:
+        raise InputError("--dynamic-shape applies to the raw outputs; --end2end graphs are built at a fixed size")
     if request.nms not in end2end.NMS_OPS:
         raise InputError(f"unknown --nms {request.nms!r}: choose {', '.join(end2end.NMS_OPS)}")
     if request.calib_method is not None and request.calib_method not in CALIBRATION_METHODS:
@@ -229,6 +248,16 @@ def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str 
             gots = [runner.infer(s) for s in samples]
             results.append(compare(recipe, precision, runner.name, refs, gots))
     return results
+
+
+def _shown_shape(name: str, shape: tuple[int, ...], settings: ExportSettings) -> list:
+    """The input's shape in the exported graph: dynamic axes by name."""
+    shown: list = list(shape)
+    if settings.dynamic_batch:
+        shown[0] = "batch"
+    if settings.dynamic_shape:
+        shown[2:4] = [f"{name}_height", f"{name}_width"]
+    return shown
 
 
 def _load_model(source: ModelSource, weights, settings: ExportSettings):
@@ -297,6 +326,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         dynamic_batch=request.dynamic_batch,
         exporter=request.exporter,
         use_test_shape=request.reduced_size,
+        dynamic_shape=request.dynamic_shape,
     )
     nms = None
     pose_end2end = request.end2end and recipe.task in keypoints.TASKS
@@ -330,7 +360,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
     elif pose_end2end:
         model, recipe = _keypoint_model(model, recipe, settings, clock)
         end2end_info = {"decode": "heatmap-peaks", "keypoint_cell": list(recipe.keypoint_cell)}
-    graph_key = (model_key, settings.opset, settings.exporter, settings.dynamic_batch,
+    graph_key = (model_key, settings.opset, settings.exporter, settings.dynamic_batch, settings.dynamic_shape,
                  request.simplifier if request.simplify else None, nms, request.nms if nms else None, pose_end2end)
     graph, reused = reuse.GRAPHS.get(graph_key, lambda: _export_graph(model, recipe, settings, request, clock))
     serialized, exported_nodes, simplified_nodes = graph
@@ -371,9 +401,8 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         opset=settings.opset,
         exporter=settings.exporter,
         precision=request.precision,
-        input_shapes={
-            k: (["batch", *v[1:]] if settings.dynamic_batch else list(v)) for k, v in settings.input_shapes.items()
-        },
+        input_shapes={k: _shown_shape(k, v, settings) for k, v in settings.input_shapes.items()},
+        export_shapes=dict(settings.input_shapes),
         nodes={"exported": exported_nodes, "simplified": simplified_nodes},
         metadata=props,
         precision_info=precision_info,

@@ -14,11 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__, atomic
-from ..backends.tensorrt import BuildOptions, Profile, build_engine, gpu_runtime_reason, load_backend
+from ..backends.tensorrt import (
+    BuildOptions,
+    Profile,
+    build_engine,
+    compute_capability_names,
+    gpu_runtime_reason,
+    load_backend,
+)
 from ..errors import BackendUnavailable, InputError, VerificationFailed
 from ..recipes import Recipe, recipe_names
 from ..sources import ModelSource, resolve, zoo_source
 from . import provenance
+from .export import resolve_settings
 from .to_onnx import OnnxRequest, Progress, _Clock, run_onnx
 
 
@@ -91,19 +99,23 @@ def parse_shapes(text: str) -> dict[str, tuple]:
     return shapes
 
 
-def _check_profile(shapes: dict[str, tuple], export_shapes: dict[str, tuple]) -> Profile:
+def _check_profile(shapes: dict[str, tuple], export_shapes: dict[str, tuple], dynamic_axes: dict[str, set]) -> Profile:
+    """`dynamic_axes`: per input, the axes the graph leaves dynamic; the others must keep the export's size."""
     for name, (low, opt, high) in shapes.items():
         if name not in export_shapes:
             raise InputError(f"--shapes names input {name!r}; the model's inputs are {sorted(export_shapes)}")
-        base = export_shapes[name]
+        base, dynamic = export_shapes[name], dynamic_axes.get(name, set())
         for label, shape in (("min", low), ("opt", opt), ("max", high)):
             if len(shape) != len(base) or min(shape) < 1:
                 raise InputError(f"{name} {label} shape {list(shape)} does not fit the input's rank {len(base)}")
-            if tuple(shape[1:]) != tuple(base[1:]):
-                raise InputError(f"{name}: only the batch axis is dynamic in this export, "
-                                 f"so {label} shape {list(shape)} must end in {list(base[1:])}")
-        if not low[0] <= opt[0] <= high[0]:
-            raise InputError(f"{name}: impossible profile, batch min {low[0]} <= opt {opt[0]} <= max {high[0]} does not hold")
+            fixed = [axis for axis in range(len(base)) if axis not in dynamic and shape[axis] != base[axis]]
+            if fixed:
+                raise InputError(f"{name}: axis {fixed[0]} is static in this export ({base[fixed[0]]}), "
+                                 f"so {label} shape {list(shape)} cannot change it")
+        for axis in sorted(dynamic):
+            if not low[axis] <= opt[axis] <= high[axis]:
+                raise InputError(f"{name}: impossible profile, axis {axis}: min {low[axis]} <= opt {opt[axis]} "
+                                 f"<= max {high[axis]} does not hold")
     return Profile(shapes)
 
 
@@ -117,16 +129,40 @@ def wants_dynamic_batch(request: TrtRequest, recipe: Recipe | None) -> bool:
     return request.batch is None and recipe is not None and "batch" in recipe.dynamic_axes
 
 
-def resolve_profile(request: TrtRequest, recipe: Recipe | None, export_shapes: dict[str, tuple]) -> Profile | None:
-    """The optimisation profile; None means a static graph."""
+def resolve_profile(request: TrtRequest, recipe: Recipe | None, export_shapes: dict[str, tuple],
+                    dynamic_axes: dict[str, set]) -> Profile | None:
+    """The optimisation profile for the graph's dynamic axes; None means a static graph. A dynamic batch
+    spans the request's or recipe's batch range; a dynamic height/width the recipe's min_shape, canonical
+    shape and max_shape (InputSpec.size_range)."""
+    if not any(dynamic_axes.values()):
+        return None
     if request.shapes:
-        return _check_profile(request.shapes, export_shapes)
+        return _check_profile(request.shapes, export_shapes, dynamic_axes)
     axis = recipe.dynamic_axes.get("batch") if recipe else None
     low = request.min_batch if request.min_batch is not None else (axis.min if axis else 1)
     high = request.max_batch if request.max_batch is not None else (axis.max if axis else max(low, DEFAULT_MAX_BATCH))
     opt = request.opt_batch if request.opt_batch is not None else min(max(axis.opt if axis else low, low), high)
-    shapes = {name: ((low, *s[1:]), (opt, *s[1:]), (high, *s[1:])) for name, s in export_shapes.items()}
-    return _check_profile(shapes, export_shapes)
+    specs = {spec.name: spec for spec in recipe.inputs} if recipe else {}
+    shapes = {}
+    for name, base in export_shapes.items():
+        triple = [list(base), list(base), list(base)]
+        if 0 in dynamic_axes.get(name, ()):
+            for shape, batch in zip(triple, (low, opt, high)):
+                shape[0] = batch
+        if {2, 3} & dynamic_axes.get(name, set()):
+            if name not in specs or not specs[name].dynamic_size:
+                raise InputError(f"{name}: the graph's height/width are dynamic and no recipe gives their range; "
+                                 "give --shapes name:MIN:OPT:MAX")
+            for shape, size in zip(triple, specs[name].size_range()):
+                shape[2:4] = size
+        shapes[name] = tuple(tuple(s) for s in triple)
+    return _check_profile(shapes, export_shapes, dynamic_axes)
+
+
+def _graph_dynamic_axes(proto) -> dict[str, set]:
+    """Per graph input, the axes with a symbolic size."""
+    return {value.name: {i for i, d in enumerate(value.type.tensor_type.shape.dim) if d.dim_param or not d.dim_value}
+            for value in proto.graph.input}
 
 
 def _default_engine_path(name: str, precision: str) -> Path:
@@ -145,6 +181,8 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
     import onnx
 
     spec, trt = load_backend(request.backend)  # a missing backend fails before any work (exit 3)
+    if request.compute_capabilities:
+        compute_capability_names(spec, trt, request.compute_capabilities)  # a bad one fails before the export
     if request.timing_cache is not None:
         atomic.ensure_writable(Path(request.timing_cache))
     clock = _Clock(progress)
@@ -164,7 +202,8 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         # A zoo model's graph can be verified against PyTorch; a user model's file names no factory.
         source = zoo_source(meta["netexport.model"]) if meta.get("netexport.model") in recipe_names() else None
         recipe = source.recipe if source else None
-        dynamic = any(d.dim_param for value in proto.graph.input for d in value.type.tensor_type.shape.dim[:1])
+        dynamic_axes = _graph_dynamic_axes(proto)
+        dynamic = any(0 in axes for axes in dynamic_axes.values())
         file_precision = meta.get("netexport.precision", "fp32")
         if request.precision != "fp32" and request.precision != file_precision:
             raise InputError(f"{path} is a {file_precision} graph; precision is fixed at export "
@@ -173,10 +212,11 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         name = meta.get("netexport.model") or path.stem
         stem = source.slug if source else path.stem
         export_shapes = _onnx_inputs(proto)
-        if not dynamic and (request.shapes or any(
-                b is not None for b in (request.min_batch, request.opt_batch, request.max_batch))):
+        if not dynamic and any(b is not None for b in (request.min_batch, request.opt_batch, request.max_batch)):
             raise InputError(f"{path} has a static batch; export it with a dynamic batch to build a profile")
-        profile = resolve_profile(request, recipe, export_shapes) if dynamic else None
+        if request.shapes and not any(dynamic_axes.values()):
+            raise InputError(f"{path} has static shapes; export it with --dynamic-batch or --dynamic-shape to build a profile")
+        profile = resolve_profile(request, recipe, export_shapes, dynamic_axes)
         onnx_bytes = path.read_bytes()
         onnx_source = str(path)
     else:
@@ -194,14 +234,18 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
             onnx_options["nms"] = "loop" if spec.name == "tensorrt-rtx" else "onnx"  # RTX has no NMS layer
         onnx_request = OnnxRequest(model=request.model, output=onnx_path, precision=precision, batch=request.batch,
                                    dynamic_batch=dynamic, **onnx_options)
+        # the profile is checked before the export, so a bad one leaves no .onnx behind
+        settings = resolve_settings(recipe, opset=onnx_request.opset, batch=onnx_request.batch,
+                                    input_size=onnx_request.input_size, dynamic_batch=dynamic,
+                                    exporter=onnx_request.exporter, dynamic_shape=onnx_request.dynamic_shape)
+        export_shapes = {k: ((1, *v[1:]) if dynamic else tuple(v)) for k, v in settings.input_shapes.items()}
+        dynamic_axes = {k: ({0} if dynamic else set()) | ({2, 3} if onnx_request.dynamic_shape else set())
+                        for k in export_shapes}
+        profile = resolve_profile(request, recipe, export_shapes, dynamic_axes)
         onnx_result = run_onnx(onnx_request, progress=progress, source=source)
         if onnx_result.artifact is None:
             raise VerificationFailed(f"ONNX parity failed for {name}, no engine built: {'; '.join(onnx_result.failures())}")
         onnx_bytes = onnx_path.read_bytes()
-        export_shapes = {k: tuple(1 if d == "batch" else d for d in v) for k, v in onnx_result.input_shapes.items()}
-        if request.batch and not dynamic:
-            export_shapes = {k: (request.batch, *v[1:]) for k, v in export_shapes.items()}
-        profile = resolve_profile(request, recipe, export_shapes) if dynamic else None
         onnx_source = str(onnx_path)
         clock.timings.update({f"onnx.{k}": v for k, v in onnx_result.timings.items()})
 
