@@ -116,16 +116,22 @@ class APN(nn.Module):
         return self.mid(x) * attention + context  # context broadcasts over space (a 1x1 → HxW resize)
 
 
+def three_stage_encoder(in_chans: int, unit) -> nn.Sequential:
+    """LEDNet's encoder layout (also LRNNet's, with its own `unit(channels, dilation, dropout)`):
+    downsample to 32 + 3 units, to 64 + 2 units, to 128 + 8 dilated units (STAGE3)."""
+    layers: list[nn.Module] = [Downsampler(in_chans, 32)]
+    layers += [unit(32, 1, 0.03) for _ in range(3)]
+    layers.append(Downsampler(32, 64))
+    layers += [unit(64, 1, 0.03) for _ in range(2)]
+    layers.append(Downsampler(64, 128))
+    layers += [unit(128, d, p) for d, p in STAGE3]
+    return nn.Sequential(*layers)
+
+
 class LEDNet(nn.Module):
     def __init__(self, num_classes: int = 19, in_chans: int = 3):
         super().__init__()
-        layers: list[nn.Module] = [Downsampler(in_chans, 32)]
-        layers += [SSnbt(32, 1, 0.03) for _ in range(3)]
-        layers.append(Downsampler(32, 64))
-        layers += [SSnbt(64, 1, 0.03) for _ in range(2)]
-        layers.append(Downsampler(64, 128))
-        layers += [SSnbt(128, d, p) for d, p in STAGE3]
-        self.encoder = nn.Sequential(*layers)
+        self.encoder = three_stage_encoder(in_chans, SSnbt)
         self.apn = APN(128, num_classes)
 
     def forward(self, x):

@@ -40,7 +40,7 @@ from torch import nn
 
 from .. import centre_class_logits
 from ..registry import register_model
-from .lednet import BN_EPS, STAGE3, Downsampler, channel_shuffle
+from .lednet import BN_EPS, channel_shuffle, three_stage_encoder
 
 REGION = 8  # sub-region side, in positions of the 1/8 feature map
 POWER_STEPS = 3
@@ -122,13 +122,7 @@ class SVN(nn.Module):
 class LRNNet(nn.Module):
     def __init__(self, num_classes: int = 19, in_chans: int = 3, region: int = REGION):
         super().__init__()
-        layers: list[nn.Module] = [Downsampler(in_chans, 32)]
-        layers += [FCB(32, 1, 0.03) for _ in range(3)]
-        layers.append(Downsampler(32, 64))
-        layers += [FCB(64, 1, 0.03) for _ in range(2)]
-        layers.append(Downsampler(64, 128))
-        layers += [FCB(128, d, p) for d, p in STAGE3]
-        self.encoder = nn.Sequential(*layers)
+        self.encoder = three_stage_encoder(in_chans, FCB)
         self.svn = SVN(128, 64, region)
         self.classifier = nn.Conv2d(128, num_classes, 1)
 
