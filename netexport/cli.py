@@ -524,8 +524,8 @@ def _end2end_models(models, user) -> frozenset[str]:
 def _report_verification(console, result) -> None:
     for v in result.verifications:
         for o in v.outputs:
+            status = "[green]pass[/green]" if o.passed else "[red]FAIL[/red]"
             limit = ", ".join(f"{k} {val:g}" for k, val in o.tolerance.items())
-            limit = ", ".join(f"{k} {val:.3g}" for k, val in o.tolerance.items())
             console.print(
                 f"  {status} {o.name} {list(o.shape)}: max |Δ| {o.max_abs_err:.3g}, cosine {o.cosine:.7f} ({limit})"
             )
