@@ -253,3 +253,29 @@ def test_fewer_candidate_pairs_than_pre_nms_top_k(detector, nms):
     result = _cli("onnx", *_user("--end2end", "--nms", nms, "--json"))
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["passed"] is True
+
+
+@pytest.mark.parametrize("nms", end2end.NMS_OPS)
+def test_fewer_candidates_than_max_detections_still_gives_k_padded_rows(detector, nms):
+    """A 32x32 input: (4x4 + 2x2 locations) x 3 anchors = 60 candidates x 5 classes = 300 pairs, fewer
+    than K = 400. The outputs stay [B, K] at batch 2, the rows past num_dets zero, the rest torchvision's."""
+    result = _cli("onnx", *_user("--end2end", "--nms", nms, "--batch", "2", "--input-size", "32x32",
+                                 "--max-detections", "400", "--json"))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["passed"] is True and data["end2end"]["max_detections"] == 400
+
+    source = resolve("tinydet:tiny_detector", UserOptions(task="detection", recipe_file="tinydet.yaml"))
+    model = source.create(weights=None, input_shapes={"input": (2, 3, 32, 32)}).eval()  # the exported weights
+    settings = end2end.NmsSettings(**{k: v for k, v in data["end2end"].items() if k != "nms"})
+    x = synthetic_inputs({"input": (2, 3, 32, 32)}, source.recipe.normalization, seed=3)["input"]
+    got = _graph_detections(data["artifact"], x)
+    assert got["num_dets"].shape == (2, 1)
+    assert got["boxes"].shape == (2, 400, 4) and got["scores"].shape == got["classes"].shape == (2, 400)
+    for b, (boxes, scores, classes) in enumerate(_torchvision_detections(model, x, settings)):
+        n = int(got["num_dets"][b, 0])
+        assert 0 < n == len(boxes) <= 300
+        np.testing.assert_allclose(got["scores"][b, :n], scores, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got["boxes"][b, :n], boxes, rtol=1e-4, atol=1e-3)
+        np.testing.assert_array_equal(got["classes"][b, :n], classes)
+        assert not got["boxes"][b, n:].any() and not got["scores"][b, n:].any() and not got["classes"][b, n:].any()

@@ -192,8 +192,9 @@ def _select_graph(candidates: dict[str, torch.Tensor], settings: NmsSettings, nm
         flat = selected[:, 0] * m + selected[:, 2]
         picked = (flat.unsqueeze(0) == torch.arange(batch * m).unsqueeze(1)).any(dim=1)
         keep = picked.reshape(batch, m) & above
-    # pairs are sorted by score, so the K best kept ones are the first K kept; padding columns make
-    # TopK well-defined when fewer than K were kept
+    # pairs are sorted by score, so the K best kept ones are the first K kept; K padding columns make
+    # TopK well-defined when fewer than K were kept, or when there are fewer than K pairs at all (M < K):
+    # everything from here on is [B, K], whatever M is
     table = torch.cat((torch.where(keep, top_scores, torch.full_like(top_scores, -1.0)),
                        torch.full((batch, k), -1.0)), dim=1)
     best_scores, column = table.topk(k, dim=1)
@@ -204,7 +205,7 @@ def _select_graph(candidates: dict[str, torch.Tensor], settings: NmsSettings, nm
         "num_dets": valid.sum(dim=1, keepdim=True).to(torch.int32),
         "boxes": torch.where(valid.unsqueeze(-1), _gather_rows(boxes, chosen_rows), torch.zeros_like(boxes[:1, :1])),
         "scores": torch.where(valid, best_scores, torch.zeros_like(best_scores)),
-        "classes": torch.where(valid, cls.gather(1, column), torch.zeros_like(cls)[:, :k]).to(torch.int32),
+        "classes": torch.where(valid, cls.gather(1, column), torch.zeros_like(column)).to(torch.int32),
     }
     for name, t in extras.items():
         mask = valid.reshape(batch, k, *([1] * (t.dim() - 2)))
