@@ -24,7 +24,6 @@ attention path out of every parity check of an untrained model: γ starts at 1 u
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -80,8 +79,10 @@ class CrissCrossAttention(nn.Module):
         height = x.shape[2]
         # column affinities (n, W, H, H'): <q[:, :, i, j], k[:, :, i', j]>
         col = torch.matmul(q.permute(0, 3, 2, 1), k.permute(0, 3, 1, 2))
-        # a constant (numpy-built) mask: the exporter would turn torch.eye into EyeLike(bool)
-        diagonal = torch.from_numpy(np.eye(int(height), dtype=bool)).to(x.device)
+        # the diagonal from the traced height (Range + Equal), so dynamic-shape exports stay size-generic;
+        # torch.eye would export as EyeLike(bool)
+        rows = torch.arange(height, device=x.device)
+        diagonal = rows[:, None] == rows[None, :]
         col = col.masked_fill(diagonal, float("-inf"))
         # row affinities (n, H, W, W'): <q[:, :, i, j], k[:, :, i, j']>
         row = torch.matmul(q.permute(0, 2, 3, 1), k.permute(0, 2, 1, 3))
