@@ -48,7 +48,7 @@ def test_fp16_conversion_verifies(name, tmp_path):
     assert all(o.type.tensor_type.elem_type == TensorProto.FLOAT for o in proto.graph.output)
     assert result.to_dict()["fp16_nodes"] > 0
     for v in result.verifications:
-        assert all(o.cosine >= 0.999 for o in v.outputs)
+        assert all(o.cosine >= recipe.tolerance("fp16", o.name).cosine for o in v.outputs)
 
 
 def _initializers(proto):
