@@ -108,6 +108,19 @@ def test_exported_graph_decodes_its_heatmaps_as_pytorch_does(pose_model, batch):
     assert len({tuple(p) for p in points.reshape(-1, 2)}) > 1  # not every keypoint at one spot
 
 
+def test_fp16_end2end_graph_is_valid_and_decodes_as_fp32(pose_model):
+    """The decoding's index → coordinate Casts feed FP16 ops after conversion: they must cast to FP16."""
+    import onnx
+
+    fp32 = _cli("onnx", *USER, "--end2end", "--json", "-o", "pose32.onnx")
+    fp16 = _cli("onnx", *USER, "--end2end", "--fp16", "--json", "-o", "pose16.onnx")
+    assert fp32.exit_code == 0 and fp16.exit_code == 0, fp16.output
+    assert json.loads(fp16.stdout)["passed"] is True
+    proto = onnx.load("pose16.onnx")
+    onnx.checker.check_model(proto, full_check=True)
+    assert any(n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.FLOAT16 for n in proto.graph.node)
+
+
 def test_keypoint_check_counts_keypoints_outside_half_a_cell():
     from netexport.pipeline.keypoints import end2end_recipe
     from netexport.pipeline.verify import compare

@@ -107,6 +107,7 @@ def to_fp16(proto, recipe: Recipe, samples: list[Mapping[str, np.ndarray]], fp16
             )
         except Exception as exc:
             raise StageFailed(f"FP16 conversion failed: {_first_line(exc)}") from None
+    _align_cast_targets(converted)
     if not fp16_io:
         _restore_fp32_outputs(converted)
     sort_topologically(converted.graph)
@@ -155,6 +156,20 @@ def _reads(node) -> set[str]:
             inner = {o for n in sub.node for o in n.output} | {v.name for v in sub.input} | {t.name for t in sub.initializer}
             names |= {name for n in sub.node for name in _reads(n)} - inner
     return names
+
+
+def _align_cast_targets(proto) -> None:
+    """The converter retypes the outputs of Casts from integers to float (pose decoding's indices →
+    coordinates) as FP16, for their FP16 consumers, but leaves `to=FLOAT`: onnx.checker rejects that
+    graph. Such Casts now cast to FP16 directly."""
+    import onnx
+
+    fp16 = {vi.name for vi in proto.graph.value_info if vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16}
+    for node in proto.graph.node:
+        if node.op_type == "Cast" and node.output[0] in fp16:
+            for attr in node.attribute:
+                if attr.name == "to" and attr.i == onnx.TensorProto.FLOAT:
+                    attr.i = onnx.TensorProto.FLOAT16
 
 
 def _restore_fp32_outputs(proto) -> None:
