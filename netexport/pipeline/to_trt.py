@@ -237,7 +237,8 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         # the profile is checked before the export, so a bad one leaves no .onnx behind
         settings = resolve_settings(recipe, opset=onnx_request.opset, batch=onnx_request.batch,
                                     input_size=onnx_request.input_size, dynamic_batch=dynamic,
-                                    exporter=onnx_request.exporter, dynamic_shape=onnx_request.dynamic_shape)
+                                    exporter=onnx_request.exporter, use_test_shape=onnx_request.reduced_size,
+                                    dynamic_shape=onnx_request.dynamic_shape)
         export_shapes = {k: ((1, *v[1:]) if dynamic else tuple(v)) for k, v in settings.input_shapes.items()}
         dynamic_axes = {k: ({0} if dynamic else set()) | ({2, 3} if onnx_request.dynamic_shape else set())
                         for k in export_shapes}
