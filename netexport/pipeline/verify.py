@@ -223,15 +223,21 @@ def _pixel_argmax(recipe: Recipe, precision: str, refs: list[Outputs], gots: lis
     agree = total = 0
     for ref, got in zip(refs, gots):
         r, g = ref[name].astype(np.float64), got[name].astype(np.float64)
-        margin = _tie_margin(tol, r)
-        best, chosen = r.argmax(axis=1), g.argmax(axis=1)
-        gap = np.take_along_axis(r, best[:, None], 1)[:, 0] - np.take_along_axis(r, chosen[:, None], 1)[:, 0]
-        agree += int(np.count_nonzero((best == chosen) | (gap <= margin)))
-        total += best.size
+        agreed, counted = _argmax_agreement(r, g, axis=1, margin=_tie_margin(tol, r))
+        agree, total = agree + agreed, total + counted
     rate = agree / max(total, 1)
     needed = recipe.task_min_agreement.get(precision, 1.0)
     return TaskCheck("pixel-argmax", rate >= needed, rate,
                      f"pixel argmax agreement {rate:.4%} ({agree}/{total}; needs {needed:.2%})")
+
+
+def _argmax_agreement(r: np.ndarray, g: np.ndarray, axis: int, margin: float) -> tuple[int, int]:
+    """(agreeing, total) argmaxes along `axis`: the same index, or one whose PyTorch value is within
+    `margin` of PyTorch's maximum (a tie)."""
+    best, chosen = r.argmax(axis=axis), g.argmax(axis=axis)
+    gap = (np.take_along_axis(r, np.expand_dims(best, axis), axis).squeeze(axis)
+           - np.take_along_axis(r, np.expand_dims(chosen, axis), axis).squeeze(axis))
+    return int(np.count_nonzero((best == chosen) | (gap <= margin))), best.size
 
 
 def _embedding_cosine(recipe: Recipe, precision: str, refs: list[Outputs], gots: list[Outputs]) -> TaskCheck:
@@ -259,11 +265,8 @@ def _heatmap_peaks(recipe: Recipe, precision: str, refs: list[Outputs], gots: li
     for ref, got in zip(refs, gots):
         r = ref[name].astype(np.float64).reshape(*ref[name].shape[:2], -1)
         g = got[name].astype(np.float64).reshape(*got[name].shape[:2], -1)
-        margin = _tie_margin(tol, r)
-        best, chosen = r.argmax(axis=2), g.argmax(axis=2)
-        gap = np.take_along_axis(r, best[..., None], 2)[..., 0] - np.take_along_axis(r, chosen[..., None], 2)[..., 0]
-        agree += int(np.count_nonzero((best == chosen) | (gap <= margin)))
-        total += best.size
+        agreed, counted = _argmax_agreement(r, g, axis=2, margin=_tie_margin(tol, r))
+        agree, total = agree + agreed, total + counted
     rate = agree / max(total, 1)
     needed = recipe.task_min_agreement.get(precision, 1.0)
     return TaskCheck("heatmap-peaks", rate >= needed, rate,
