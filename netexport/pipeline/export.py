@@ -144,7 +144,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return dims
 
 
-def _dynamic_axis_names(name: str, settings: ExportSettings) -> list[tuple[int, str]]:
+def dynamic_axis_names(name: str, settings: ExportSettings) -> list[tuple[int, str]]:
     """(axis, name) of an input's dynamic axes: the batch, and its height and width."""
     axes = [(0, "batch")] if settings.dynamic_batch else []
     if settings.dynamic_shape:
@@ -184,7 +184,7 @@ def export_model(model, recipe: Recipe, settings: ExportSettings):
     kwargs: dict = {}
     if settings.exporter == "torchscript" and (settings.dynamic_batch or settings.dynamic_shape):
         # output sizes follow from the inputs': the exporter names their dynamic axes itself
-        axes = {name: dict(_dynamic_axis_names(name, settings)) for name in input_names}
+        axes = {name: dict(dynamic_axis_names(name, settings)) for name in input_names}
         if settings.dynamic_batch:
             axes.update({name: {0: "batch"} for name in output_names})
         kwargs["dynamic_axes"] = axes

@@ -20,7 +20,7 @@ from ..errors import InputError, StageFailed
 from ..recipes import Recipe
 from ..sources import ModelSource, UserOptions, resolve
 from . import end2end, keypoints, provenance, reuse
-from .export import ExportSettings, export_model, resolve_settings
+from .export import ExportSettings, dynamic_axis_names, export_model, resolve_settings
 from .precision import (
     CALIBRATION_METHODS,
     Calibration,
@@ -253,10 +253,8 @@ def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str 
 def _shown_shape(name: str, shape: tuple[int, ...], settings: ExportSettings) -> list:
     """The input's shape in the exported graph: dynamic axes by name."""
     shown: list = list(shape)
-    if settings.dynamic_batch:
-        shown[0] = "batch"
-    if settings.dynamic_shape:
-        shown[2:4] = [f"{name}_height", f"{name}_width"]
+    for axis, label in dynamic_axis_names(name, settings):
+        shown[axis] = label
     return shown
 
 
