@@ -136,8 +136,11 @@ def _run_engine(cell: Cell, source, settings: RunSettings, workdir: Path) -> dic
     from .pipeline.to_trt import TrtRequest, run_trt
 
     onnx = {"reduced_size": settings.reduced_size, "verify": False}
-    if cell.form == "end2end":  # TensorRT-RTX gets the Loop NMS graph, which no onnxruntime cell checks
-        onnx.update(end2end=True, verify=cell.backend == "tensorrt-rtx")
+    if cell.form == "end2end":
+        # TensorRT-RTX gets a detector's Loop NMS graph, which no onnxruntime cell checks; a pose
+        # graph is the onnxruntime cell's own, so checking it again would count one result twice.
+        loop_nms = cell.backend == "tensorrt-rtx" and source.recipe.end2end is not None
+        onnx.update(end2end=True, verify=loop_nms)
     if settings.weights:
         onnx["weights"] = settings.weights
     if settings.user:

@@ -169,3 +169,24 @@ def test_a_missing_backend_exits_3(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", without_tensorrt)
     result = _cli("verify", "lenet5", "--backend", "onnxruntime,tensorrt")
     assert result.exit_code == EXIT_BACKEND_UNAVAILABLE and "pip install" in result.stderr
+
+
+@pytest.mark.parametrize("model, checks_onnx", [("faceboxes", True), ("lpn-50", False)])
+def test_an_end2end_engine_cell_checks_only_a_graph_no_onnxruntime_cell_checks(monkeypatch, model, checks_onnx):
+    """TensorRT-RTX gets a detector's Loop NMS graph (its own, so its cell checks it) but the same
+    pose graph as the onnxruntime cell, whose result must not be counted a second time."""
+    from netexport import gate
+    from netexport.pipeline import to_trt
+
+    requests = []
+
+    def no_build(request):
+        requests.append(request)
+        raise RuntimeError("stopped before the build")
+
+    monkeypatch.setattr(to_trt, "run_trt", no_build)
+    cell = matrix.Cell(model, "int8", "tensorrt-rtx", "end2end")
+    result = gate.run_cell(cell, gate.RunSettings(reduced_size=True))
+    assert result["status"] == "error" and "stopped before the build" in result["failures"][0]
+    assert requests[0].onnx["end2end"] is True
+    assert requests[0].onnx["verify"] is checks_onnx
