@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from netexport import cli
 from netexport.errors import EXIT_USAGE, InputError
-from netexport.pipeline.precision import overflowing_nodes
+from netexport.pipeline.precision import activation_bytes, calibrate, overflowing_nodes, samples_per_pass
 from netexport.pipeline.to_onnx import OnnxRequest, run_onnx
 from netexport.recipes import get_recipe
 from zoo_params import per_model
@@ -105,6 +105,49 @@ def test_nodes_that_overflow_fp16_are_found_and_kept_in_fp32():
     large = {"x": np.ones((1, 4), dtype=np.float32)}
     assert overflowing_nodes(proto, [small]) == []
     assert overflowing_nodes(proto, [small, large]) == ["amplify", "relu"]
+
+
+def _conv_relu_conv(height: int = 8, width: int = 8):
+    """x [1,3,H,W] -> Conv 3->4 -> Relu -> Conv 4->2: the Convs read x and r (3 + 4 channels) and
+    write c1 and y (4 + 2 channels), all float32."""
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((2, 4, 1, 1)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["c1"], ["r"], name="relu"),
+         helper.make_node("Conv", ["r", "w2"], ["y"], name="conv2")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w1, w2],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_calibration_memory_is_counted_at_the_samples_shape_and_bounds_the_pass():
+    proto = _conv_relu_conv()
+    sample = {"x": np.zeros((1, 3, 16, 8), dtype=np.float32)}
+    per_sample = (3 + 4 + 4 + 2) * 16 * 8 * 4  # x, c1, r, y in float32 (weights excluded)
+    assert activation_bytes(proto, sample) == per_sample
+    samples = [sample] * 10
+    assert samples_per_pass(proto, samples) == 10  # small graphs: one pass, ranges unchanged
+    assert samples_per_pass(proto, samples, budget=3 * per_sample) == 3
+    assert samples_per_pass(proto, samples, budget=per_sample // 2) == 1
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile"])
+def test_calibration_in_passes_gives_the_ranges_of_one_pass(tmp_path, method):
+    path = tmp_path / "g.onnx"
+    onnx.save(_conv_relu_conv(), path)
+    rng = np.random.default_rng(1)
+    samples = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(6)]  # like calibration images
+    whole, _ = calibrate(path, samples, method, tmp_path)
+    passes, _ = calibrate(path, samples, method, tmp_path, per_pass=2)
+    whole, passes = whole.data, passes.data
+    assert whole.keys() == passes.keys() and "y" in whole
+    for name in whole:
+        a, b = (np.abs(np.asarray(t.range_value, dtype=np.float64)).max() for t in (whole[name], passes[name]))
+        # min/max merges exactly; merged histograms re-bin, which moves a percentile slightly
+        assert b == pytest.approx(a, rel=0 if method == "minmax" else 0.005), name
 
 
 def test_calibration_from_an_image_folder(tmp_path):

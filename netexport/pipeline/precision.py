@@ -263,13 +263,64 @@ _CALIBRATOR_OPTIONS = {
 }
 
 
-def calibrate(fp32_path: Path, samples: list[Mapping[str, np.ndarray]], method: str, workdir: Path):
-    """Activation ranges (ONNX Runtime TensorsData) of the tensors INT8_OPS consume."""
+# ONNX Runtime's calibrators hold every collected activation until they compute ranges, so a pass
+# takes only as many samples as fit in this many bytes. Small graphs take all samples in one pass
+# (their ranges are as before); a 512x512 Hourglass-104 holds gigabytes per sample. Fixed, not
+# read from the machine, so the ranges do not depend on where they were computed.
+CALIBRATION_PASS_BYTES = 4 << 30
+
+
+def activation_bytes(proto, sample: Mapping[str, np.ndarray]) -> int:
+    """Bytes of the float tensors that INT8_OPS nodes read or write, for one sample (the tensors a
+    calibrator collects), from shape inference at the sample's input shapes."""
+    import onnx
+    from onnx import helper, shape_inference
+
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    # Shapes only: float weights become typed inputs; integer ones (Reshape targets...) stay.
+    weights = {i.name: i for i in proto.graph.initializer}
+    kept = [i for i in model.graph.initializer if i.data_type not in floats]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    for init in weights.values():
+        if init.data_type in floats:
+            model.graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, init.dims))
+    for graph_input in model.graph.input:
+        if graph_input.name in sample:
+            for dim, size in zip(graph_input.type.tensor_type.shape.dim, sample[graph_input.name].shape):
+                dim.dim_value = int(size)
+    inferred = shape_inference.infer_shapes(model).graph
+    infos = {v.name: v.type.tensor_type for v in [*inferred.value_info, *inferred.input, *inferred.output]}
+    tensors = {t for n in inferred.node if n.op_type in INT8_OPS for t in [*n.input, *n.output] if t}
+    total = 0
+    for name in tensors - weights.keys():
+        info = infos.get(name)
+        if info is None or info.elem_type not in floats:
+            continue
+        dims = [d.dim_value for d in info.shape.dim]
+        if dims and all(d > 0 for d in dims):
+            total += int(np.prod(dims)) * helper.tensor_dtype_to_np_dtype(info.elem_type).itemsize
+    return total
+
+
+def samples_per_pass(proto, samples: list[Mapping[str, np.ndarray]], budget: int = CALIBRATION_PASS_BYTES) -> int:
+    if not samples:
+        return 1
+    return max(1, min(len(samples), budget // max(activation_bytes(proto, samples[0]), 1)))
+
+
+def calibrate(fp32_path: Path, samples: list[Mapping[str, np.ndarray]], method: str, workdir: Path,
+              per_pass: int | None = None):
+    """Activation ranges (ONNX Runtime TensorsData) of the tensors INT8_OPS consume, collected in
+    passes of `per_pass` samples (all at once by default). Min/max ranges merge exactly; the
+    histogram methods merge histograms, which re-bins when a later pass widens a range."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
 
     class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter(samples)
+        def __init__(self, chunk):
+            self._it = iter(chunk)
 
         def get_next(self):
             return next(self._it, None)
@@ -280,7 +331,9 @@ def calibrate(fp32_path: Path, samples: list[Mapping[str, np.ndarray]], method: 
         fp32_path, list(INT8_OPS), augmented_model_path=str(workdir / "augmented.onnx"),
         calibrate_method=ort_method, extra_options={"symmetric": True, **_CALIBRATOR_OPTIONS[method]},
     )
-    calibrator.collect_data(Reader())
+    per_pass = per_pass or len(samples)
+    for start in range(0, len(samples), per_pass):
+        calibrator.collect_data(Reader(samples[start:start + per_pass]))
     return calibrator.compute_data(), ort_method
 
 
@@ -311,7 +364,8 @@ def to_int8(proto, recipe: Recipe, calibration: Calibration, opset: int):
                 tensors = TensorsData.from_dict(cached)
                 ort_method = tensors.calibration_method
             else:
-                tensors, ort_method = calibrate(src, calibration.samples, calibration.method, Path(tmp))
+                tensors, ort_method = calibrate(src, calibration.samples, calibration.method, Path(tmp),
+                                                 samples_per_pass(proto, calibration.samples))
             save_tensors_data(tensors, ranges)
             # The quantizer reads the ranges back from that file: calibration is always ours.
             quantize_static(
