@@ -30,7 +30,8 @@ def models_table() -> str:
         if ref.deploy_params:
             params += f" ({ref.deploy_params / 1e6:.2f}M deploy)"
         notes = "".join(
-            f" — {lim.status} {lim.precision}/{lim.backend}{'' if lim.form == 'raw' else ' --' + lim.form}: {lim.reason}"
+            f" — {lim.status} {lim.precision}/{lim.backend}{'' if lim.form == 'raw' else ' --' + lim.form}"
+            f"{'' if lim.size == 'any' else ' at ' + lim.size + ' size'}: {lim.reason}"
             for lim in recipe.limitations
         )
         lines.append(f"| {name} | {recipe.task} | {params} | {shape} | {ref.paper} | {ref.implementation}{notes} |")

@@ -69,8 +69,9 @@ def run_cell(cell: Cell, settings: RunSettings, sources: dict | None = None) -> 
         source = _source(cell.model, settings, sources)
         recipe = source.recipe
         result["task"] = recipe.task
-        limitation = recipe.limitation(cell.precision, cell.backend, form=cell.form)
-        unbuildable = recipe.limitation(cell.precision, cell.backend, "build", cell.form)
+        size = "test" if settings.reduced_size else "canonical"
+        limitation = recipe.limitation(cell.precision, cell.backend, form=cell.form, size=size)
+        unbuildable = recipe.limitation(cell.precision, cell.backend, "build", cell.form, size)
         if limitation is not None and limitation.status == "skip":
             result.update(status="skip", reason=limitation.reason)
         else:

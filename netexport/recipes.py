@@ -91,6 +91,9 @@ class Tolerance:
     cosine: float | None = None
 
 
+LIMITATION_SIZES = ("any", "canonical", "test")  # where a limitation holds (the recipe's shape or test_shape)
+
+
 @dataclass(frozen=True)
 class Limitation:
     precision: str  # fp32 | fp16 | int8 | any
@@ -99,10 +102,12 @@ class Limitation:
     reason: str
     check: str = "parity"  # what is known not to hold: parity | engine-size | build
     form: str = "raw"  # raw | end2end | any (detectors' graph with decode + NMS)
+    size: str = "any"  # any | canonical | test: the input size it holds at (verify --reduced-size: test)
 
-    def applies(self, precision: str, backend: str, check: str = "parity", form: str = "raw") -> bool:
+    def applies(self, precision: str, backend: str, check: str = "parity", form: str = "raw",
+                size: str = "canonical") -> bool:
         return (self.precision in ("any", precision) and self.backend in ("any", backend) and self.check == check
-                and self.form in ("any", form))
+                and self.form in ("any", form) and self.size in ("any", size))
 
 
 @dataclass(frozen=True)
@@ -167,8 +172,9 @@ class Recipe:
     def tolerance(self, precision: str, output: str) -> Tolerance:
         return self.output_tolerances.get(precision, {}).get(output, self.tolerances[precision])
 
-    def limitation(self, precision: str, backend: str, check: str = "parity", form: str = "raw") -> Limitation | None:
-        return next((lim for lim in self.limitations if lim.applies(precision, backend, check, form)), None)
+    def limitation(self, precision: str, backend: str, check: str = "parity", form: str = "raw",
+                   size: str = "canonical") -> Limitation | None:
+        return next((lim for lim in self.limitations if lim.applies(precision, backend, check, form, size)), None)
 
     @property
     def has_end2end(self) -> bool:
@@ -290,9 +296,13 @@ def build_recipe(raw: dict) -> Recipe:
             reason=lim.get("reason") or _fail(f"recipe {name!r}: a limitation needs a reason"),
             check=lim.get("check", "parity"),
             form=lim.get("form", "raw"),
+            size=lim.get("size", "any"),
         )
         for lim in raw.get("limitations", [])
     )
+    for lim in limitations:
+        if lim.size not in LIMITATION_SIZES:
+            raise RecipeError(f"recipe {name!r}: limitation size {lim.size!r} is not one of {', '.join(LIMITATION_SIZES)}")
     opset_floor = int(need("opset_floor"))
     fp16 = raw.get("precision", {}).get("fp16", {})
     int8 = raw.get("precision", {}).get("int8", {})

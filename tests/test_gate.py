@@ -120,6 +120,12 @@ def test_a_failing_cell_exits_1_and_a_limitation_turns_it_into_xfail(tmp_path, m
     assert result.exit_code == 0, result.output
     assert "a documented test limitation" in (tmp_path / "report.md").read_text()
     assert json.loads((tmp_path / "report.json").read_text())["cells"][0]["status"] == "xfail"
+    at_canonical_size = {**limitation, "size": "canonical"}  # holds where it was measured, not at test size
+    _with_recipe(monkeypatch, "lenet5", lambda raw: raw.update(tolerances={**raw["tolerances"], **impossible},
+                                                               limitations=[at_canonical_size]))
+    result = _cli(*args)
+    assert result.exit_code == EXIT_VERIFICATION_FAILED
+    assert json.loads((tmp_path / "report.json").read_text())["cells"][0]["status"] == "fail"
 
 
 def test_user_model_through_verify_with_a_recipe_file(tmp_path):

@@ -27,7 +27,7 @@ def _run(name, tmp_path, precision, **kwargs):
 
 
 def _expect(recipe, precision, result):
-    limitation = recipe.limitation(precision, "onnxruntime")
+    limitation = recipe.limitation(precision, "onnxruntime", size="test")
     if limitation is not None:
         assert not result.passed, f"stale limitation (it passes now): {limitation.reason}"
         pytest.xfail(limitation.reason)

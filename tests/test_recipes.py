@@ -72,6 +72,17 @@ def test_limitation_without_reason_is_rejected():
         build_recipe(raw)
 
 
+def test_a_limitation_holds_at_its_size_and_an_unknown_size_is_rejected():
+    raw = raw_recipe("resnet18")
+    raw["limitations"] = [{"precision": "int8", "size": "canonical", "reason": "measured at 224x224"}]
+    recipe = build_recipe(raw)
+    assert recipe.limitation("int8", "onnxruntime").reason == "measured at 224x224"
+    assert recipe.limitation("int8", "onnxruntime", size="test") is None
+    raw["limitations"][0]["size"] = "608x608"
+    with pytest.raises(RecipeError, match="size"):
+        build_recipe(raw)
+
+
 def test_overrides_merge_last_and_change_the_hash():
     base = get_recipe("resnet18")
     changed = get_recipe("resnet18", overrides={"default_opset": 18})

@@ -41,7 +41,7 @@ def test_engines_compile_in_every_precision_and_shrink_with_it(name, tmp_path):
         if precision == "int8":
             assert layers.get("int8", 0) > 0
     ordered = sizes["int8"] < sizes["fp16"] < sizes["fp32"] and sizes["fp16"] <= 0.6 * sizes["fp32"]
-    limitation = get_recipe(name).limitation("int8", "tensorrt-rtx", check="engine-size")
+    limitation = get_recipe(name).limitation("int8", "tensorrt-rtx", check="engine-size", size="test")
     if limitation is not None:
         assert not ordered, f"stale limitation (sizes are ordered now: {sizes}): {limitation.reason}"
         pytest.xfail(limitation.reason)
