@@ -107,7 +107,7 @@ def test_nodes_that_overflow_fp16_are_found_and_kept_in_fp32():
     assert overflowing_nodes(proto, [small, large]) == ["amplify", "relu"]
 
 
-def _conv_relu_conv(height: int = 8, width: int = 8):
+def _conv_relu_conv():
     """x [1,3,H,W] -> Conv 3->4 -> Relu -> Conv 4->2: the Convs read x and r (3 + 4 channels) and
     write c1 and y (4 + 2 channels), all float32."""
     rng = np.random.default_rng(0)

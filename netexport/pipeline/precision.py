@@ -277,16 +277,15 @@ def activation_bytes(proto, sample: Mapping[str, np.ndarray]) -> int:
     from onnx import helper, shape_inference
 
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    # Shapes only: float weights become typed inputs; integer ones (Reshape targets...) stay.
-    weights = {i.name: i for i in proto.graph.initializer}
-    kept = [i for i in model.graph.initializer if i.data_type not in floats]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
-    for init in weights.values():
-        if init.data_type in floats:
-            model.graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, init.dims))
+    # Shapes only, so the float weights (most of the model's bytes) are not copied: they become
+    # typed inputs; integer initializers (Reshape targets...) stay, as shape inference reads them.
+    source = proto.graph
+    weights = {i.name for i in source.initializer}
+    float_weights = [helper.make_tensor_value_info(i.name, i.data_type, i.dims)
+                     for i in source.initializer if i.data_type in floats]
+    graph = helper.make_graph(source.node, source.name, [*source.input, *float_weights], source.output,
+                              [i for i in source.initializer if i.data_type not in floats])
+    model = helper.make_model(graph, opset_imports=proto.opset_import)
     for graph_input in model.graph.input:
         if graph_input.name in sample:
             for dim, size in zip(graph_input.type.tensor_type.shape.dim, sample[graph_input.name].shape):
@@ -295,7 +294,7 @@ def activation_bytes(proto, sample: Mapping[str, np.ndarray]) -> int:
     infos = {v.name: v.type.tensor_type for v in [*inferred.value_info, *inferred.input, *inferred.output]}
     tensors = {t for n in inferred.node if n.op_type in INT8_OPS for t in [*n.input, *n.output] if t}
     total = 0
-    for name in tensors - weights.keys():
+    for name in tensors - weights:
         info = infos.get(name)
         if info is None or info.elem_type not in floats:
             continue
