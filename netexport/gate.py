@@ -134,13 +134,14 @@ def _onnxruntime_latency_ms(path: Path, recipe, input_shapes: dict) -> float:
 def _run_engine(cell: Cell, source, settings: RunSettings, workdir: Path) -> dict:
     """Build (and where a GPU runtime exists, run and verify) the engine. ONNX parity is the
     onnxruntime cell's job, so the ONNX stage here skips it."""
+    from .pipeline.end2end import nms_for_backend
     from .pipeline.to_trt import TrtRequest, run_trt
 
     onnx = {"reduced_size": settings.reduced_size, "verify": False}
     if cell.form == "end2end":
-        # TensorRT-RTX gets a detector's Loop NMS graph, which no onnxruntime cell checks; a pose
-        # graph is the onnxruntime cell's own, so checking it again would count one result twice.
-        loop_nms = cell.backend == "tensorrt-rtx" and source.recipe.end2end is not None
+        # A detector's Loop NMS graph (TensorRT-RTX's) is checked by no onnxruntime cell; any other
+        # end-to-end graph is the onnxruntime cell's own, so checking it again would count one result twice.
+        loop_nms = nms_for_backend(source.recipe, cell.backend) == "loop"
         onnx.update(end2end=True, verify=loop_nms)
     if settings.weights:
         onnx["weights"] = settings.weights

@@ -227,6 +227,15 @@ def test_tensorrt_rtx_builds_the_end_to_end_engine_with_the_loop_nms(detector):
     assert data["engine_bytes"] > 0
 
 
+def test_only_tensorrt_rtx_gets_the_loop_nms_and_only_detectors_get_one():
+    from netexport.recipes import get_recipe
+
+    assert end2end.nms_for_backend(get_recipe("faceboxes"), "tensorrt-rtx") == "loop"
+    assert end2end.nms_for_backend(get_recipe("faceboxes"), "tensorrt") == "onnx"
+    assert end2end.nms_for_backend(get_recipe("faceboxes"), "onnxruntime") == "onnx"
+    assert end2end.nms_for_backend(get_recipe("lpn-50"), "tensorrt-rtx") is None  # heatmap peaks, no NMS
+
+
 def _zoo_detectors():
     import netexport
     from netexport.recipes import get_recipe

@@ -33,6 +33,14 @@ TASKS = ("detection", "face-detection", "instance-segmentation")
 RANDOM_INIT_TARGET = 0.5
 
 
+def nms_for_backend(recipe: Recipe, backend: str) -> str | None:
+    """Which suppression a detector's end-to-end graph uses for `backend`: "loop" for TensorRT-RTX,
+    which has no NMS layer, "onnx" (NonMaxSuppression) elsewhere; None for a recipe without NMS."""
+    if recipe.end2end is None:
+        return None
+    return "loop" if backend == "tensorrt-rtx" else "onnx"
+
+
 def settings_for(recipe: Recipe, max_detections: int | None = None, score_threshold: float | None = None,
                  iou_threshold: float | None = None) -> NmsSettings:
     """The recipe's end2end settings with the caller's overrides, validated (usage errors are exit 2)."""

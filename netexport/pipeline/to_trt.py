@@ -26,6 +26,7 @@ from ..errors import BackendUnavailable, InputError, VerificationFailed
 from ..recipes import Recipe, recipe_names
 from ..sources import ModelSource, resolve, zoo_source
 from . import provenance
+from .end2end import nms_for_backend
 from .export import resolve_settings
 from .to_onnx import OnnxRequest, Progress, _Clock, run_onnx
 
@@ -230,8 +231,9 @@ def run_trt(request: TrtRequest, progress: Progress | None = None) -> TrtResult:
         atomic.ensure_writable(engine_path)
         onnx_path = engine_path.with_suffix(".onnx")
         onnx_options = dict(request.onnx)
-        if onnx_options.get("end2end") and recipe.end2end is not None and "nms" not in onnx_options:
-            onnx_options["nms"] = "loop" if spec.name == "tensorrt-rtx" else "onnx"  # RTX has no NMS layer
+        nms = nms_for_backend(recipe, spec.name)
+        if onnx_options.get("end2end") and nms is not None and "nms" not in onnx_options:
+            onnx_options["nms"] = nms
         onnx_request = OnnxRequest(model=request.model, output=onnx_path, precision=precision, batch=request.batch,
                                    dynamic_batch=dynamic, **onnx_options)
         # the profile is checked before the export, so a bad one leaves no .onnx behind
