@@ -252,3 +252,45 @@ def test_bad_calibration_sources_are_exit_2(tmp_path):
     _assert_usage_error(_cli("onnx", "lenet5", "--int8", "--calib-cache", tmp_path / "bad-cache.json",
                              "-o", tmp_path / "m.onnx"), "not a netexport cache")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def _conv_then_resize(fan_out: bool):
+    """x -> Conv -> Resize (kept in FP32 by the FP16 converter) -> output `y`; with fan_out, `y` also
+    feeds a Conv (FP16) whose result is a second output `z`."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    w2 = numpy_helper.from_array(rng.standard_normal((2, 4, 1, 1)).astype(np.float32), "w2")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Resize", ["c", "", "scales"], ["y"], name="resize", mode="linear")]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])]
+    if fan_out:
+        nodes.append(helper.make_node("Conv", ["y", "w2"], ["z"], name="conv2"))
+        outputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2, 16, 16]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              outputs, [w, w2, scales] if fan_out else [w, scales])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("fan_out", [False, True])
+def test_an_output_made_by_a_kept_fp32_op_is_not_rounded_to_fp16(fan_out):
+    import onnxruntime as ort
+
+    from netexport.pipeline.precision import to_fp16
+
+    proto = _conv_then_resize(fan_out)
+    x = {"x": np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    converted, _ = to_fp16(proto, get_recipe("resnet18"), [x])
+    onnx.checker.check_model(converted, full_check=True)
+    producers = {o: n for n in converted.graph.node for o in n.output}
+    assert producers["y"].op_type == "Resize"  # no Cast to FP16 and back in between
+    assert all(o.type.tensor_type.elem_type == TensorProto.FLOAT for o in converted.graph.output)
+    if fan_out:  # the FP16 Conv still reads an FP16 copy of y
+        conv2 = next(n for n in converted.graph.node if n.name == "conv2")
+        assert producers[conv2.input[0]].op_type == "Cast"
+    # bilinear weights applied in FP32 give values FP16 cannot hold; a Cast to FP16 and back would round them
+    session = ort.InferenceSession(converted.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = session.run(["y"], x)[0]
+    assert y.dtype == np.float32 and not np.array_equal(y, y.astype(np.float16).astype(np.float32))
+    reference = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(["y"], x)[0]
+    assert np.allclose(y, reference, rtol=1e-2, atol=1e-2)

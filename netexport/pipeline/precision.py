@@ -174,20 +174,46 @@ def _align_cast_targets(proto) -> None:
 
 def _restore_fp32_outputs(proto) -> None:
     """keep_io_types leaves an output FP16 when a blocked op (e.g. a final Resize) produces it: the
-    converter casts the FP32 result back to FP16. Such outputs get a Cast to FP32 under their name."""
+    converter casts the FP32 result to FP16 for it. Such an output is served by that FP32 value
+    directly (a Cast back to FP32 would only round it); any other output gets a Cast to FP32."""
     import onnx
     from onnx import helper
 
+    types = {v.name: v.type.tensor_type.elem_type for v in [*proto.graph.value_info, *proto.graph.input]}
+    fixed = {i.name for i in proto.graph.initializer} | {i.name for i in proto.graph.input}
+    fixed |= {name for n in proto.graph.node for name in _reads(n) - set(n.input)}  # read inside a Loop/If body
     for output in proto.graph.output:
         if output.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16:
             continue
+        output.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+        producer = next(n for n in proto.graph.node if output.name in n.output)
+        source = producer.input[0] if _casts_to(producer, onnx.TensorProto.FLOAT16) else None
+        outputs = {o.name for o in proto.graph.output}
         internal = f"{output.name}__fp16"
-        for node in proto.graph.node:
-            node.output[:] = [internal if o == output.name else o for o in node.output]
-            node.input[:] = [internal if i == output.name else i for i in node.input]
+        if source is not None and types.get(source) == onnx.TensorProto.FLOAT and source not in fixed | outputs:
+            if any(output.name in n.input for n in proto.graph.node):
+                _rename_value(proto, output.name, internal)  # the FP16 copy stays for its other readers
+            else:
+                proto.graph.node.remove(producer)
+            _rename_value(proto, source, output.name)
+            continue
+        _rename_value(proto, output.name, internal)
         proto.graph.node.append(helper.make_node("Cast", [internal], [output.name], to=onnx.TensorProto.FLOAT,
                                                  name=f"{output.name}__to_fp32"))
-        output.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+
+
+def _casts_to(node, elem_type: int) -> bool:
+    return node.op_type == "Cast" and any(a.name == "to" and a.i == elem_type for a in node.attribute)
+
+
+def _rename_value(proto, old: str, new: str) -> None:
+    """Rename a value where nodes write and read it (graph outputs keep their names)."""
+    for node in proto.graph.node:
+        node.output[:] = [new if o == old else o for o in node.output]
+        node.input[:] = [new if i == old else i for i in node.input]
+    for info in list(proto.graph.value_info):
+        if info.name in (old, new):
+            proto.graph.value_info.remove(info)
 
 
 def count_fp16_nodes(proto) -> int:
