@@ -25,9 +25,9 @@ END = "<!-- trt:end -->"
 def table() -> str:
     rows = ["| model | FP32 | FP16 | INT8 | INT8 layers (int8 / all) | build s (fp32/fp16/int8) |",
             "|---|---:|---:|---:|---:|---|"]
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in netexport.list_models():
-            built = {}
+    for name in netexport.list_models():
+        built = {}
+        with tempfile.TemporaryDirectory(prefix="netexport-trt-table-") as tmp:  # one model's engines at a time
             for precision in ("fp32", "fp16", "int8"):
                 onnx = {"reduced_size": True, "verify": False, **({"calib_samples": 8} if precision == "int8" else {})}
                 request = TrtRequest(model=name, output=Path(tmp) / f"{name}.{precision}.engine",
