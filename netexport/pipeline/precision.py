@@ -182,15 +182,15 @@ def _restore_fp32_outputs(proto) -> None:
     types = {v.name: v.type.tensor_type.elem_type for v in [*proto.graph.value_info, *proto.graph.input]}
     fixed = {i.name for i in proto.graph.initializer} | {i.name for i in proto.graph.input}
     fixed |= {name for n in proto.graph.node for name in _reads(n) - set(n.input)}  # read inside a Loop/If body
+    fixed |= {o.name for o in proto.graph.output}
     for output in proto.graph.output:
         if output.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16:
             continue
         output.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
-        producer = next(n for n in proto.graph.node if output.name in n.output)
-        source = producer.input[0] if _casts_to(producer, onnx.TensorProto.FLOAT16) else None
-        outputs = {o.name for o in proto.graph.output}
+        producer = next((n for n in proto.graph.node if output.name in n.output), None)
+        source = producer.input[0] if producer is not None and _casts_to(producer, onnx.TensorProto.FLOAT16) else None
         internal = f"{output.name}__fp16"
-        if source is not None and types.get(source) == onnx.TensorProto.FLOAT and source not in fixed | outputs:
+        if source is not None and types.get(source) == onnx.TensorProto.FLOAT and source not in fixed:
             if any(output.name in n.input for n in proto.graph.node):
                 _rename_value(proto, output.name, internal)  # the FP16 copy stays for its other readers
             else:
@@ -207,7 +207,7 @@ def _casts_to(node, elem_type: int) -> bool:
 
 
 def _rename_value(proto, old: str, new: str) -> None:
-    """Rename a value where nodes write and read it (graph outputs keep their names)."""
+    """Rename a value in the nodes that write and read it (the graph's input/output lists are untouched)."""
     for node in proto.graph.node:
         node.output[:] = [new if o == old else o for o in node.output]
         node.input[:] = [new if i == old else i for i in node.input]
