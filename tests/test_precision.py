@@ -183,7 +183,7 @@ def test_calibration_cache_is_written_then_reused(tmp_path):
     second, out2 = _run("resnet18", tmp_path, "int8", calib_cache=cache, calib_method="percentile",
                         output=tmp_path / "again.onnx")
     assert second.to_dict()["calibration"]["cache_hit"] and second.to_dict()["calibration"]["samples"] == 0
-    same_scales = _initializers(onnx.load(str(out1))), _initializers(onnx.load(str(tmp_path / "again.onnx")))
+    same_scales = _initializers(onnx.load(str(out1))), _initializers(onnx.load(str(out2)))
     for key, value in same_scales[0].items():
         if key.endswith("_scale"):
             np.testing.assert_array_equal(value, same_scales[1][key])
