@@ -9,16 +9,29 @@ JOBS ?= 2
 # so two at once do not fit in a 23 GB machine. A worker still uses every core.
 VERIFY_JOBS ?= 1
 
-.PHONY: install test verify-all readme clean
+# The tested toolchain: every package (default install and the dev, rtx, docs and lock extras) at an
+# exact version with its hashes. pyproject.toml keeps the compatible ranges for other environments.
+LOCK := requirements.lock
+
+.PHONY: install lock test verify-all readme clean
 
 install: $(STAMP)
 
 # torch from PyPI is the CUDA build; it runs on CPU-only machines (see README, "Installation").
-$(STAMP): pyproject.toml setup.py
+# netexport itself goes in without dependencies or build isolation, so nothing outside the lock is resolved.
+$(STAMP): $(LOCK) pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,rtx]"
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $(STAMP)
+
+# Refresh the lock to the newest releases (less what lock-hold.txt holds back, with its reasons);
+# then run `make test` and commit the lock with the results.
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --upgrade --extra dev --extra rtx --extra docs --extra lock \
+		--constraint lock-hold.txt --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" --output-file $(LOCK)
 
 test: install
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -q
