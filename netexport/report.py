@@ -171,7 +171,27 @@ def _grouped_notes(cells: list[dict]) -> list[str]:
     return lines
 
 
-def markdown(cells: list[dict]) -> str:
+# ---- the toolchain a run used ---------------------------------------------------------------------
+
+
+def toolchain(meta: dict) -> dict[str, str]:
+    """Package → version of the run; a merged report lists each version its shards used ("a / b")."""
+    if isinstance(meta.get("toolchain"), dict):
+        return dict(meta["toolchain"])
+    versions: dict[str, list[str]] = {}
+    for shard in meta.get("shards") or []:
+        for package, version in toolchain(shard).items():
+            seen = versions.setdefault(package, [])
+            if version not in seen:
+                seen.append(version)
+    return {package: " / ".join(found) for package, found in versions.items()}
+
+
+def toolchain_text(meta: dict) -> str:
+    return ", ".join(f"{package} {version}" for package, version in toolchain(meta).items())
+
+
+def markdown(cells: list[dict], meta: dict | None = None) -> str:
     header, rows = _table_rows(cells)
     lines = ["| model | task | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 2)]
     for model, row in zip(models(cells), rows):
@@ -180,7 +200,10 @@ def markdown(cells: list[dict]) -> str:
     notes = _grouped_notes([c for c in sort_cells(cells) if reason(c)])
     failures = [f"- {_where(c)}: {c['status']}: {'; '.join(c.get('failures') or ['no message'])}"
                 for c in sort_cells(cells) if c["status"] in ("fail", "error")]
-    out = [f"# netexport verification\n\n{len(cells)} cells: {counts_text(cells)}\n", *lines, ""]
+    out = [f"# netexport verification\n\n{len(cells)} cells: {counts_text(cells)}\n"]
+    if meta and toolchain(meta):
+        out.append(f"Toolchain: {_md(toolchain_text(meta))}\n")
+    out += [*lines, ""]
     if notes:
         out += ["## notes", "", *notes, ""]
     if failures:
@@ -229,6 +252,10 @@ def junit(cells: list[dict], meta: dict) -> bytes:
               "skipped": str(counts.get("xfail", 0) + counts.get("skip", 0)), "time": f"{seconds:.3f}"}
     root = ET.Element("testsuites", totals)
     suite = ET.SubElement(root, "testsuite", {"name": "netexport verify", **totals})
+    if versions := toolchain(meta):
+        properties = ET.SubElement(suite, "properties")
+        for package, version in versions.items():
+            ET.SubElement(properties, "property", name=_xml(f"toolchain.{package}"), value=_xml(version))
     suite.extend(_testcase(c) for c in sort_cells(cells))
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
@@ -431,7 +458,8 @@ def html_report(cells: list[dict], meta: dict) -> str:
         plots.append(dot_plot("worst parity error / tolerance (≤ 1 passes)", "error / tolerance (log)", errors, 1.0))
     if latencies := latency_points(cells):
         plots.append(dot_plot("latency", "milliseconds (log)", latencies))
-    body = [f"<h1>netexport verification</h1>\n<p>{_esc(_summary(cells, meta))}</p>", _html_table(cells),
+    versions = f"<p>Toolchain: {_esc(toolchain_text(meta))}</p>" if toolchain(meta) else ""
+    body = [f"<h1>netexport verification</h1>\n<p>{_esc(_summary(cells, meta))}</p>", versions, _html_table(cells),
             _html_list("notes", notes), _html_list("failures", failures), *plots]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>netexport verification</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
@@ -446,7 +474,7 @@ def write_reports(directory: Path, cells: list[dict], meta: dict) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     contents = {
         "report.json": json.dumps({"meta": meta, "cells": cells}, indent=2, default=str).encode(),
-        "report.md": markdown(cells).encode(),
+        "report.md": markdown(cells, meta).encode(),
         "junit.xml": junit(cells, meta),
         "report.html": html_report(cells, meta).encode(),
     }

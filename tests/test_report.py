@@ -68,7 +68,8 @@ def cells():
     ]
 
 
-META = {"models": 3, "precisions": ["fp32", "fp16", "int8"], "seconds": 118.4, "reduced_size": False, "passed": False}
+META = {"models": 3, "precisions": ["fp32", "fp16", "int8"], "seconds": 118.4, "reduced_size": False, "passed": False,
+        "toolchain": {"torch": "2.14.1", "onnxruntime": "1.32.0", "tensorrt-rtx": "1.7.1.116"}}
 
 
 def _plotted(cells):
@@ -102,6 +103,25 @@ def test_write_reports_writes_four_files_and_the_json_round_trips(tmp_path, cell
     assert all(p.is_file() and p.stat().st_size > 0 for p in written)
     assert json.loads((tmp_path / "out" / "report.json").read_text()) == {"meta": META, "cells": cells}
     assert not list((tmp_path / "out").glob(".*.tmp")), "atomic writes leave no temp files"
+
+
+def test_every_report_file_names_the_toolchain(tmp_path, cells):
+    report.write_reports(tmp_path, cells, META)
+    for name in ("report.md", "report.html"):
+        text = (tmp_path / name).read_text()
+        assert "torch 2.14.1" in text and "onnxruntime 1.32.0" in text and "tensorrt-rtx 1.7.1.116" in text, name
+    properties = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite/properties")
+    assert {p.get("name"): p.get("value") for p in properties} == {
+        "toolchain.torch": "2.14.1", "toolchain.onnxruntime": "1.32.0", "toolchain.tensorrt-rtx": "1.7.1.116"}
+
+
+def test_a_merged_report_names_each_version_its_shards_used(tmp_path, cells):
+    other = {**META, "toolchain": {**META["toolchain"], "torch": "2.15.0"}}
+    report.write_reports(tmp_path / "a", cells[:2], META)
+    report.write_reports(tmp_path / "b", cells[2:], other)
+    _merge(tmp_path / "a", tmp_path / "b", "-o", tmp_path / "merged")
+    text = (tmp_path / "merged" / "report.md").read_text()
+    assert "torch 2.14.1 / 2.15.0" in text and "onnxruntime 1.32.0," in text
 
 
 def test_exit_code_fails_only_on_fail_or_error(cells):
