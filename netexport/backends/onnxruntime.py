@@ -14,6 +14,11 @@ from ..errors import BackendUnavailable
 # against 0.9997 with exact accumulation. This session option makes ONNX Runtime use u8 x u8 kernels
 # wherever a weight needs all 8 bits, so int32 accumulation is exact, as in TensorRT, on every CPU.
 X64_QUANT_PRECISION = "session.x64quantprecision"
+# That rewrite fails in ONNX Runtime 1.32 on a graph where one quantized weight feeds several
+# convolutions (detection heads shared across pyramid levels: "Attempt to replace the existing
+# tensor"). Such a graph runs with Q/DQ fusion off instead: Q/DQ computed as written, also exact.
+_SHARED_WEIGHT_FAILURE = "Attempt to replace the existing tensor"
+DISABLE_QDQ_FUSION = "session.disable_quant_qdq"
 
 
 class OnnxRuntimeRunner:
@@ -31,13 +36,21 @@ class OnnxRuntimeRunner:
             import onnxruntime as ort
         except ImportError as exc:
             raise BackendUnavailable(f"onnxruntime is not importable ({exc}); pip install onnxruntime") from None
+        try:
+            self._session = self._open(ort, X64_QUANT_PRECISION)
+        except Exception as exc:  # onnxruntime raises its own Fail type
+            if _SHARED_WEIGHT_FAILURE not in str(exc):
+                raise
+            self._session = self._open(ort, DISABLE_QDQ_FUSION)
+        return self
+
+    def _open(self, ort, exact_int8_option: str):
         options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.add_session_config_entry(X64_QUANT_PRECISION, "1")
+        options.log_severity_level = 4  # the failed first attempt above is not worth a logged error
+        options.add_session_config_entry(exact_int8_option, "1")
         if self._threads:
             options.intra_op_num_threads = self._threads
-        self._session = ort.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
-        return self
+        return ort.InferenceSession(self._model, options, providers=["CPUExecutionProvider"])
 
     def __exit__(self, *exc) -> None:
         self._session = None
