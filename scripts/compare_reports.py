@@ -18,22 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from netexport.report import cell_key, row  # noqa: E402
-
-
-def worst_ratio(cell: dict) -> float | None:
-    ratios = [o["error_ratio"] for v in cell.get("verification") or [] for o in v["outputs"]
-              if isinstance(o.get("error_ratio"), (int, float)) and math.isfinite(o["error_ratio"])]
-    return max(ratios) if ratios else None
+from netexport.report import _where, cell_key, error_ratio as worst_ratio  # noqa: E402
 
 
 def load(directory: Path) -> dict[tuple, dict]:
     cells = json.loads((Path(directory) / "report.json").read_text())["cells"]
     return {cell_key(c): c for c in cells}
-
-
-def _where(cell: dict) -> str:
-    return f"{row(cell)} {cell['precision']} {cell['backend']}"
 
 
 def _ratio(value: float | None) -> str:
