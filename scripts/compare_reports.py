@@ -1,6 +1,10 @@
 """Compare two verification reports cell by cell: what a toolchain upgrade (or any change) moved.
 
     python scripts/compare_reports.py reports-locked/ reports-newest/ [--closest 5]
+    python scripts/compare_reports.py suite-locked.xml suite-newest.xml
+
+Each side is a `netexport verify --report` directory or the JUnit XML of a test-suite run
+(`pytest --junitxml`), whose parity tests record their worst output (tests/conftest.py).
 
 For every cell in both reports: its status and its worst error ratio (the worst output's error as a
 fraction of its tolerance, so 1.0 is the threshold; for a cosine tolerance, (1 - cosine) / (1 - min)).
@@ -13,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -21,9 +27,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from netexport.report import _where, cell_key, error_ratio as worst_ratio  # noqa: E402
 
 
-def load(directory: Path) -> dict[tuple, dict]:
-    cells = json.loads((Path(directory) / "report.json").read_text())["cells"]
+def load(path: Path) -> dict[tuple, dict]:
+    cells = _suite_cells(path) if path.is_file() else json.loads((path / "report.json").read_text())["cells"]
     return {cell_key(c): c for c in cells}
+
+
+def _suite_cells(junit: Path) -> list[dict]:
+    """The suite's parity tests as cells: model = the test's parameter, backend = the test."""
+    cells = []
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        if "netexport.worst_output" not in props:
+            continue
+        match = re.fullmatch(r"(\w+)\[(.+)\]", case.get("name", ""))
+        test, model = match.groups() if match else (case.get("name"), "")
+        skipped = case.find("skipped")
+        if case.find("failure") is not None or case.find("error") is not None:
+            status = "fail"
+        elif skipped is not None:
+            status = "xfail" if skipped.get("type") == "pytest.xfail" else "skip"
+        else:
+            status = "pass"
+        worst = json.loads(props["netexport.worst_output"])
+        cells.append({"model": model, "precision": props["netexport.precision"], "backend": test,
+                      "status": status, "verification": [{"outputs": [worst]}]})
+    return cells
 
 
 def _ratio(value: float | None) -> str:

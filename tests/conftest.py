@@ -1,4 +1,7 @@
+import json
+import math
 import os
+from dataclasses import asdict
 
 import pytest
 
@@ -26,3 +29,19 @@ def _release_memory():
 def _private_verify_cache(tmp_path_factory, monkeypatch):
     """`netexport verify` caches results; tests never read or fill the user's cache."""
     monkeypatch.setenv("NETEXPORT_CACHE_DIR", str(tmp_path_factory.mktemp("verify-cache")))
+
+
+@pytest.fixture
+def record_figures(record_property):
+    """Record a pipeline result's worst output in the JUnit XML (`pytest --junitxml`), so two runs of
+    the suite can be compared figure by figure (scripts/compare_reports.py reads it)."""
+
+    def record(result, precision: str) -> None:
+        outputs = [asdict(o) for v in result.verifications for o in v.outputs]
+        finite = [o for o in outputs if not o["problem"] and math.isfinite(o["error_ratio"])]
+        if finite:
+            worst = max(finite, key=lambda o: o["error_ratio"])
+            record_property("netexport.precision", precision)
+            record_property("netexport.worst_output", json.dumps(worst, default=float))
+
+    return record

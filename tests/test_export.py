@@ -13,10 +13,11 @@ from zoo_params import per_model
 
 
 @pytest.mark.parametrize("name", per_model())
-def test_export_simplify_and_parity(name, tmp_path):
+def test_export_simplify_and_parity(name, tmp_path, record_figures):
     recipe = get_recipe(name)
     out = tmp_path / f"{name}.onnx"
     result = run_onnx(OnnxRequest(name, output=out, reduced_size=True))
+    record_figures(result, "fp32")
     assert result.passed, result.failures()
     worst = max(o.error_ratio for v in result.verifications for o in v.outputs)
     assert worst <= 1.0

@@ -35,9 +35,10 @@ def _expect(recipe, precision, result):
 
 
 @pytest.mark.parametrize("name", per_model(full_matrix_only=True))
-def test_fp16_conversion_verifies(name, tmp_path):
+def test_fp16_conversion_verifies(name, tmp_path, record_figures):
     recipe = get_recipe(name)
     result, out = _run(name, tmp_path, "fp16")
+    record_figures(result, "fp16")
     _expect(recipe, "fp16", result)
     proto = onnx.load(str(out))
     kept = set(result.to_dict()["fp32_kept_nodes"])  # the recipe's and the overflow finder's
@@ -56,9 +57,10 @@ def _initializers(proto):
 
 
 @pytest.mark.parametrize("name", per_model(full_matrix_only=True))
-def test_int8_quantization_verifies_with_tensorrt_style_qdq(name, tmp_path):
+def test_int8_quantization_verifies_with_tensorrt_style_qdq(name, tmp_path, record_figures):
     recipe = get_recipe(name)
     result, out = _run(name, tmp_path, "int8")
+    record_figures(result, "int8")
     _expect(recipe, "int8", result)
     proto = onnx.load(str(out))
     inits = _initializers(proto)
