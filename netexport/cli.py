@@ -404,7 +404,7 @@ def verify_cmd(names, all_models, tasks, precisions, backends, jobs, shard, redu
     from .cache import ResultCache, default_dir, toolchain_versions
     from .gate import RunSettings, run_matrix
     from .progress import MatrixProgress
-    from .report import cell_text, counts_text, exit_code, write_reports
+    from .report import cell_text, counts_text, document, exit_code, write_reports
 
     models, user = _select_models(names, all_models, tasks, input_shape, recipe_file)
     if weights is not None and len(models) != 1:
@@ -433,11 +433,17 @@ def verify_cmd(names, all_models, tasks, precisions, backends, jobs, shard, redu
             "shard": shard, "jobs": jobs, "reduced_size": reduced_size, "cache_hits": run.cache_hits,
             "seconds": round(time.perf_counter() - start, 1), "passed": exit_code(run.cells) == 0,
             "toolchain": toolchain_versions()}
+    if run.cache_hits < len(run.cells):  # the run's floor needs the machine's arithmetic rate
+        import os
+
+        from .costs import measure_matmul_gflops
+
+        meta["machine"] = {"cores": os.cpu_count(), "fp32_matmul_gflops": round(measure_matmul_gflops(), 1)}
     if report_dir is not None:
         for path in write_reports(report_dir, run.cells, meta):
             console.print(f"wrote {path}")
     if as_json:
-        _emit_json({"meta": meta, "cells": run.cells})
+        _emit_json(document(run.cells, meta))
     cached = f", {run.cache_hits} from cache" if run.cache_hits else ""
     console.print(f"{len(run.cells)} cells: {counts_text(run.cells) or 'none'} in {meta['seconds']}s{cached}")
     if exit_code(run.cells):
@@ -554,13 +560,13 @@ def report_merge_cmd(directories, output, as_json):
     """Merge the reports of several shards of one verify matrix (each DIR holds a report.json);
     exit 1 if any merged cell failed."""
     from . import atomic
-    from .report import counts_text, exit_code, merge, write_reports
+    from .report import counts_text, document, exit_code, merge, write_reports
 
     atomic.ensure_writable(output / "report.json")
     meta, cells = merge(list(directories))
     write_reports(output, cells, meta)
     if as_json:
-        _emit_json({"meta": meta, "cells": cells})
+        _emit_json(document(cells, meta))
     click.echo(f"merged {len(directories)} reports, {len(cells)} cells: {counts_text(cells) or 'none'} -> {output}",
                err=True)
     code = exit_code(cells)

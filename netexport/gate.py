@@ -111,7 +111,9 @@ def _run_onnxruntime(cell: Cell, source, settings: RunSettings, workdir: Path) -
     out["status"] = "pass" if result.passed else "fail"
     out["failures"] = result.failures()
     if result.artifact is not None:
+        start = time.perf_counter()
         out["latency_ms"] = _onnxruntime_latency_ms(result.artifact, source.recipe, result.export_shapes)
+        out["timings"]["latency"] = round(time.perf_counter() - start, 4)
     return out
 
 

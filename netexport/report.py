@@ -2,8 +2,9 @@
 
 A report directory holds report.json (every cell, its figures and timings), report.md (the
 supported-models table: rows models, a column per precision × backend, worst error per cell, then
-notes and failures), junit.xml (one testcase per cell, for CI) and report.html (the table and
-plots of parity error and latency, self-contained: no scripts, styles or fonts from elsewhere).
+notes, failures and where the time went), junit.xml (one testcase per cell, for CI) and report.html
+(the table, plots of parity error and latency, and the cost table; self-contained: no scripts,
+styles or fonts from elsewhere). The cost table and the run's floor are netexport.costs'.
 """
 
 from __future__ import annotations
@@ -208,6 +209,10 @@ def markdown(cells: list[dict], meta: dict | None = None) -> str:
         out += ["## notes", "", *notes, ""]
     if failures:
         out += ["## failures", "", *failures, ""]
+    if meta is not None:
+        from . import costs
+
+        out.append(costs.markdown(costs.cost_table(cells, meta)))
     return "\n".join(out)
 
 
@@ -460,10 +465,26 @@ def html_report(cells: list[dict], meta: dict) -> str:
         plots.append(dot_plot("latency", "milliseconds (log)", latencies))
     versions = f"<p>Toolchain: {_esc(toolchain_text(meta))}</p>" if toolchain(meta) else ""
     body = [f"<h1>netexport verification</h1>\n<p>{_esc(_summary(cells, meta))}</p>", versions, _html_table(cells),
-            _html_list("notes", notes), _html_list("failures", failures), *plots]
+            _html_list("notes", notes), _html_list("failures", failures), *plots, _html_costs(cells, meta)]
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>netexport verification</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
             + "\n".join(b for b in body if b) + "\n</body>\n</html>\n")
+
+
+def _html_costs(cells: list[dict], meta: dict) -> str:
+    from . import costs
+
+    table = costs.cost_table(cells, meta)
+    if not table["computed_cells"]:
+        return f"<h2>where the time went</h2>\n<p>Every cell came from the cache ({table['cached_cells']} cells).</p>"
+    stages = "".join(f"<tr><td>{_esc(s['stage'])}</td><td>{s['seconds']:.1f}</td><td>{s['share']:.1%}</td></tr>"
+                     for s in table["stages"])
+    top = "".join(f"<tr><td>{_esc(t['cell'])}</td><td>{t['seconds']:.1f}</td>"
+                  f"<td>{_esc(costs._stages_text(t['stages']))}</td></tr>" for t in table["top_cells"])
+    return (f"<h2>where the time went</h2>\n<p>{_esc(costs.floor_text(table))}</p>\n"
+            f"<table><tr><th>stage</th><th>seconds</th><th>share</th></tr>{stages}</table>\n"
+            f"<h3>most expensive cells</h3>\n"
+            f"<table><tr><th>cell</th><th>seconds</th><th>largest stages</th></tr>{top}</table>")
 
 
 # ---- writing and merging --------------------------------------------------------------------------
@@ -473,7 +494,7 @@ def write_reports(directory: Path, cells: list[dict], meta: dict) -> list[Path]:
     """Write the four report files, each atomically; everything is rendered before anything is written."""
     directory.mkdir(parents=True, exist_ok=True)
     contents = {
-        "report.json": json.dumps({"meta": meta, "cells": cells}, indent=2, default=str).encode(),
+        "report.json": json.dumps(document(cells, meta), indent=2, default=str).encode(),
         "report.md": markdown(cells, meta).encode(),
         "junit.xml": junit(cells, meta),
         "report.html": html_report(cells, meta).encode(),
@@ -484,6 +505,13 @@ def write_reports(directory: Path, cells: list[dict], meta: dict) -> list[Path]:
         atomic.write_bytes(path, data)
         written.append(path)
     return written
+
+
+def document(cells: list[dict], meta: dict) -> dict:
+    """report.json's content (and `--json`'s): the run's facts, its cost table, every cell."""
+    from . import costs
+
+    return {"meta": meta, "costs": costs.cost_table(cells, meta), "cells": cells}
 
 
 def _load_report(path: Path) -> dict:
@@ -524,7 +552,14 @@ def merge_meta(metas: list[dict], cells: list[dict]) -> dict:
         "backends": list(dict.fromkeys(c["backend"] for c in cells)),
         "cells": len(cells),
         "passed": exit_code(cells) == 0,
+        **_slowest_machine(metas),
     }
+
+
+def _slowest_machine(metas: list[dict]) -> dict:
+    """Shards may run on different machines: the merged floor uses the slowest one's rate."""
+    machines = [m["machine"] for m in metas if (m.get("machine") or {}).get("fp32_matmul_gflops")]
+    return {"machine": min(machines, key=lambda m: m["fp32_matmul_gflops"])} if machines else {}
 
 
 def merge(directories: list[Path]) -> tuple[dict, list[dict]]:

@@ -72,7 +72,7 @@ def test_onnx_json_result(runner, tmp_path):
     assert set(data["nodes"]) == {"exported", "simplified"}
     output = data["verification"][0]["outputs"][0]
     assert output["name"] == "logits" and output["max_abs_err"] <= output["tolerance"]["atol"]
-    assert {"export", "simplify", "verify", "write"} <= set(data["timings"])
+    assert {"load", "export", "simplify", "reference", "onnxruntime", "task", "write"} <= set(data["timings"])
 
 
 def test_onnx_default_output_and_no_verify(runner, tmp_path, monkeypatch):

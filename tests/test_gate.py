@@ -55,7 +55,8 @@ def test_verify_runs_onnxruntime_and_engine_cells_and_writes_every_report(tmp_pa
     assert json.loads((tmp_path / "report.json").read_text())["meta"]["passed"] is True
     suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
     assert len(suite.findall(".//testcase")) == len(cells) and not suite.findall(".//failure")
-    table = [line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| ")]
+    models_table = (tmp_path / "report.md").read_text().split("\n## ")[0]  # sections (notes, costs) follow it
+    table = [line for line in models_table.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0] for row in table[1:]] == ["| lenet5", "| resnet18"]
     assert "<svg" in (tmp_path / "report.html").read_text()
     assert "[8/8]" in result.stderr

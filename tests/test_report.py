@@ -101,7 +101,8 @@ def test_write_reports_writes_four_files_and_the_json_round_trips(tmp_path, cell
     written = report.write_reports(tmp_path / "out", cells, META)
     assert sorted(p.name for p in written) == ["junit.xml", "report.html", "report.json", "report.md"]
     assert all(p.is_file() and p.stat().st_size > 0 for p in written)
-    assert json.loads((tmp_path / "out" / "report.json").read_text()) == {"meta": META, "cells": cells}
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["meta"] == META and data["cells"] == cells and data["costs"]["computed_cells"] == len(cells)
     assert not list((tmp_path / "out").glob(".*.tmp")), "atomic writes leave no temp files"
 
 

@@ -370,28 +370,53 @@ def constant_adds(proto) -> list[str]:
     return [n.name for n in proto.graph.node if n.op_type == "Add" and constants.intersection(n.input)]
 
 
-def to_int8(proto, recipe: Recipe, calibration: Calibration, opset: int):
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
+@dataclass
+class Ranges:
+    """Activation ranges for one graph: from calibration, or read from a calibration cache."""
+
+    tensors: object  # onnxruntime.quantization.calibrate.TensorsData
+    digest: str  # the fp32 graph they were collected on
+    cache_hit: bool
+
+
+def collect_ranges(proto, calibration: Calibration) -> Ranges:
+    """The activation ranges to quantize `proto` with: the calibration cache's when it holds this
+    graph's, else collected by running the calibration samples."""
+    from onnxruntime.quantization.calibrate import TensorsData
 
     if calibration.method not in CALIBRATION_METHODS:
         raise InputError(f"unknown calibration method {calibration.method!r}: choose {', '.join(CALIBRATION_METHODS)}")
     _ensure_node_names(proto)
     digest = graph_digest(proto)
     cached = _read_cache(calibration.cache, digest, calibration.method) if calibration.cache else None
+    if cached is not None:
+        return Ranges(TensorsData.from_dict(cached), digest, cache_hit=True)
+    with tempfile.TemporaryDirectory(prefix="netexport-calib-") as tmp, _quiet():
+        src = Path(tmp) / "fp32.onnx"
+        src.write_bytes(proto.SerializeToString())
+        try:
+            tensors, _ = calibrate(src, calibration.samples, calibration.method, Path(tmp),
+                                   samples_per_pass(proto, calibration.samples))
+        except Exception as exc:
+            raise StageFailed(f"INT8 calibration failed: {_first_line(exc)}") from None
+    return Ranges(tensors, digest, cache_hit=False)
+
+
+def to_int8(proto, recipe: Recipe, calibration: Calibration, opset: int, ranges: Ranges | None = None):
+    """The INT8 Q/DQ graph of `proto`, quantized with `ranges` (collected here when not given)."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import save_tensors_data
+
+    if ranges is None:
+        ranges = collect_ranges(proto, calibration)
+    _ensure_node_names(proto)
     exclude = [n.name for n in proto.graph.node if n.name in set(recipe.int8_exclude_nodes)]
     exclude += constant_adds(proto)
     with tempfile.TemporaryDirectory(prefix="netexport-int8-") as tmp, _quiet():
-        src, dst, ranges = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", Path(tmp) / "ranges.json"
+        src, dst, saved = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx", Path(tmp) / "ranges.json"
         src.write_bytes(proto.SerializeToString())
         try:
-            if cached is not None:
-                tensors = TensorsData.from_dict(cached)
-                ort_method = tensors.calibration_method
-            else:
-                tensors, ort_method = calibrate(src, calibration.samples, calibration.method, Path(tmp),
-                                                 samples_per_pass(proto, calibration.samples))
-            save_tensors_data(tensors, ranges)
+            save_tensors_data(ranges.tensors, saved)
             # The quantizer reads the ranges back from that file: calibration is always ours.
             quantize_static(
                 str(src), str(dst),
@@ -402,8 +427,8 @@ def to_int8(proto, recipe: Recipe, calibration: Calibration, opset: int):
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=list(INT8_OPS),
                 nodes_to_exclude=exclude,
-                calibrate_method=ort_method,
-                calibration_cache_path=str(ranges),
+                calibrate_method=ranges.tensors.calibration_method,
+                calibration_cache_path=str(saved),
                 extra_options={
                     "ActivationSymmetric": True,
                     "WeightSymmetric": True,
@@ -418,12 +443,12 @@ def to_int8(proto, recipe: Recipe, calibration: Calibration, opset: int):
 
         quantized = onnx.load(str(dst))
         sort_topologically(quantized.graph)
-        if calibration.cache and cached is None:
-            meta = {"model": recipe.name, "opset": opset, "graph_sha256": digest, "method": calibration.method,
+        if calibration.cache and not ranges.cache_hit:
+            meta = {"model": recipe.name, "opset": opset, "graph_sha256": ranges.digest, "method": calibration.method,
                     "source": calibration.source, "samples": len(calibration.samples)}
-            payload = {"netexport": meta, "tensors": json.loads(ranges.read_text())}
+            payload = {"netexport": meta, "tensors": json.loads(saved.read_text())}
             atomic.write_bytes(calibration.cache, json.dumps(payload).encode())
-    info = PrecisionInfo("int8", calibration={**calibration.describe(), "cache_hit": cached is not None})
+    info = PrecisionInfo("int8", calibration={**calibration.describe(), "cache_hit": ranges.cache_hit})
     info.qdq_nodes, info.quantized_ops = check_qdq(quantized)
     return quantized, info
 

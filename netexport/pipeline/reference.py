@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -19,3 +19,14 @@ def torch_outputs(model, recipe: Recipe, sample: Mapping[str, np.ndarray]) -> di
     if len(outs) != len(recipe.outputs):
         raise ValueError(f"{recipe.name} returned {len(outs)} outputs, its recipe names {len(recipe.outputs)}")
     return {name: t.detach().float().numpy() for name, t in zip(recipe.outputs, outs)}
+
+
+def reference_outputs(model, recipe: Recipe, samples: Sequence[Mapping[str, np.ndarray]]) -> tuple[list[dict], float]:
+    """The reference on every sample, and the GFLOPs of one forward pass (counted on the first, whose
+    outputs are kept: counting costs no extra pass)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        first = torch_outputs(model, recipe, samples[0])
+    return [first, *(torch_outputs(model, recipe, s) for s in samples[1:])], counter.get_total_flops() / 1e9

@@ -6,6 +6,7 @@ them and reports progress through a callback, so the CLI and the Python API shar
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -25,6 +26,7 @@ from .precision import (
     CALIBRATION_METHODS,
     Calibration,
     PrecisionInfo,
+    collect_ranges,
     read_calibration_cache,
     to_fp16,
     to_int8,
@@ -132,7 +134,8 @@ class _Clock:
         self.timings: dict[str, float] = {}
         self._progress = progress
 
-    def stage(self, name: str):
+    def stage(self, name: str, record: bool = True):
+        """Time a stage; `record=False` for one whose parts record their own timings."""
         clock = self
 
         class _Stage:
@@ -144,11 +147,15 @@ class _Clock:
 
             def __exit__(self, exc_type, *_):
                 seconds = time.perf_counter() - self.start
-                clock.timings[name] = clock.timings.get(name, 0.0) + seconds
+                if record:
+                    clock.add(name, seconds)
                 if exc_type is None and clock._progress:
                     clock._progress(name, seconds, self.detail)
 
         return _Stage()
+
+    def add(self, name: str, seconds: float) -> None:
+        self.timings[name] = self.timings.get(name, 0.0) + seconds
 
 
 def check_graph(proto, what: str) -> None:
@@ -235,18 +242,33 @@ def load_calibration(request: OnnxRequest, recipe: Recipe, settings: ExportSetti
     return Calibration(samples, source, method, cache)
 
 
-def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str = "fp32") -> list[Verification]:
+def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str = "fp32",
+                timings: dict[str, float] | None = None) -> list[Verification]:
+    """Compare the graph with PyTorch on seeded inputs at each of `shapes_list`; the seconds spent in
+    the reference, in ONNX Runtime (session creation included) and in the comparison and task check
+    are added to `timings`."""
     from ..backends.onnxruntime import OnnxRuntimeRunner
     from ..data import synthetic_samples
-    from .reference import torch_outputs
+    from .reference import reference_outputs
+
+    timings = {} if timings is None else timings
+
+    def timed(stage: str, work):
+        start = time.perf_counter()
+        value = work()
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+        return value
 
     results = []
-    with OnnxRuntimeRunner(data) as runner:
+    with contextlib.ExitStack() as stack:
+        runner = timed("onnxruntime", lambda: stack.enter_context(OnnxRuntimeRunner(data)))
         for shapes in shapes_list:
             samples = list(synthetic_samples(shapes, recipe.normalization, recipe.verify_samples, seed=1))
-            refs = [torch_outputs(model, recipe, s) for s in samples]
-            gots = [runner.infer(s) for s in samples]
-            results.append(compare(recipe, precision, runner.name, refs, gots))
+            refs, gflops = timed("reference", lambda: reference_outputs(model, recipe, samples))
+            gots = timed("onnxruntime", lambda: [runner.infer(s) for s in samples])
+            verification = timed("task", lambda: compare(recipe, precision, runner.name, refs, gots))
+            verification.reference_gflops = gflops
+            results.append(verification)
     return results
 
 
@@ -376,12 +398,15 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
             check_graph(proto, "fp16")
             st.detail = f"{precision_info.fp16_nodes} nodes in FP16, {len(precision_info.fp32_kept)} kept in FP32"
     elif request.precision == "int8":
-        with clock.stage("int8") as st:
-            proto, precision_info = to_int8(proto, recipe, calibration, settings.opset)
+        with clock.stage("calibrate") as st:
+            ranges = collect_ranges(proto, calibration)
+            source = ("cache " + str(calibration.cache) if ranges.cache_hit
+                      else f"{len(calibration.samples)} {calibration.source} samples")
+            st.detail = f"{calibration.method} ranges from {source}"
+        with clock.stage("quantize") as st:
+            proto, precision_info = to_int8(proto, recipe, calibration, settings.opset, ranges)
             check_graph(proto, "int8")
-            cal = precision_info.calibration
-            source = "cache " + cal["cache"] if cal["cache_hit"] else f"{cal['samples']} {cal['source']} samples"
-            st.detail = f"{precision_info.qdq_nodes} Q/DQ nodes, {cal['method']} ranges from {source}"
+            st.detail = f"{precision_info.qdq_nodes} Q/DQ nodes"
     props = provenance.provenance(
         recipe, request.precision, settings.opset, settings.exporter,
         request.simplifier if request.simplify else None, request.weights,
@@ -408,9 +433,9 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         end2end=end2end_info,
     )
     if request.verify:
-        with clock.stage("verify") as st:
+        with clock.stage("verify", record=False) as st:  # its reference, ONNX Runtime and task parts are
             result.verifications = verify_onnx(
-                model, recipe, data, verification_shapes(recipe, settings), request.precision
+                model, recipe, data, verification_shapes(recipe, settings), request.precision, clock.timings
             )
             st.detail = "pass" if result.passed else "FAIL"
     if not result.verified or result.passed:

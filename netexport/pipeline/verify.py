@@ -45,6 +45,7 @@ class Verification:
     samples: int
     outputs: list[OutputCheck] = field(default_factory=list)
     task: TaskCheck | None = None
+    reference_gflops: float | None = None  # one PyTorch forward pass on one of the inputs (for the run's floor)
 
     @property
     def passed(self) -> bool:
