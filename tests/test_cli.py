@@ -61,8 +61,7 @@ def test_info_json_reports_measured_figures(runner):
 def test_onnx_json_result(runner, tmp_path):
     from netexport.pipeline import reuse
 
-    reuse.MODELS.clear()  # a fresh export: every stage runs and is timed
-    reuse.GRAPHS.clear()
+    reuse.clear()  # a fresh export: every stage runs and is timed
     out = tmp_path / "lenet.onnx"
     result = invoke(runner, "onnx", SMALL, "-o", out, "--json")
     assert result.exit_code == 0, result.output

@@ -33,8 +33,7 @@ def test_export_simplify_and_parity(name, tmp_path, record_figures):
 def test_a_repeated_export_reuses_the_model_and_graph_and_gives_the_same_result(tmp_path):
     from netexport.pipeline import reuse
 
-    reuse.MODELS.clear()
-    reuse.GRAPHS.clear()
+    reuse.clear()
     stages = []
     first = run_onnx(OnnxRequest("lenet5", output=tmp_path / "a.onnx", reduced_size=True))
     second = run_onnx(OnnxRequest("lenet5", output=tmp_path / "b.onnx", reduced_size=True, precision="fp16"),
@@ -49,3 +48,31 @@ def test_a_repeated_export_reuses_the_model_and_graph_and_gives_the_same_result(
                           progress=lambda stage, seconds, detail: stages.append((stage, detail)))
     assert other_size.passed and "simplify" in [s for s, _ in stages[-4:]]  # a new shape: exported again
     assert third.passed
+
+
+def test_a_repeated_precision_request_reuses_its_graph_and_reference_with_identical_results(tmp_path, monkeypatch):
+    from netexport.pipeline import reference, reuse
+
+    reuse.clear()
+    calls = []
+    counted = reference.reference_outputs
+    monkeypatch.setattr(reference, "reference_outputs", lambda *a: calls.append(1) or counted(*a))
+
+    def run(name, **options):
+        stages = []
+        result = run_onnx(OnnxRequest("lenet5", output=tmp_path / name, reduced_size=True, **options),
+                          progress=lambda stage, seconds, detail: stages.append((stage, detail)))
+        return result, stages
+
+    first, stages = run("a.onnx", precision="int8", calib_samples=4)
+    assert [s for s, _ in stages].count("calibrate") == 1 and len(calls) == 1
+    again, stages = run("b.onnx", precision="int8", calib_samples=4)  # e.g. the engine cell after the onnxruntime one
+    assert "calibrate" not in [s for s, _ in stages] and ("int8", "reused the int8 graph converted from the same "
+                                                         "FP32 graph") in stages
+    assert len(calls) == 1, "the PyTorch reference ran again"
+    assert (tmp_path / "b.onnx").read_bytes() == (tmp_path / "a.onnx").read_bytes()
+    assert [v.to_dict() for v in again.verifications] == [v.to_dict() for v in first.verifications]
+    _, stages = run("c.onnx", precision="int8", calib_samples=5)  # other ranges: calibrated again
+    assert "calibrate" in [s for s, _ in stages]
+    fp16, stages = run("d.onnx", precision="fp16")
+    assert "fp16" in [s for s, _ in stages] and len(calls) == 1 and fp16.passed

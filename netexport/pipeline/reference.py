@@ -29,4 +29,8 @@ def reference_outputs(model, recipe: Recipe, samples: Sequence[Mapping[str, np.n
     counter = FlopCounterMode(display=False)
     with counter:
         first = torch_outputs(model, recipe, samples[0])
-    return [first, *(torch_outputs(model, recipe, s) for s in samples[1:])], counter.get_total_flops() / 1e9
+    outputs = [first, *(torch_outputs(model, recipe, s) for s in samples[1:])]
+    for arrays in outputs:  # reused by later verifications of the same model: nothing may edit them
+        for array in arrays.values():
+            array.flags.writeable = False
+    return outputs, counter.get_total_flops() / 1e9

@@ -243,10 +243,11 @@ def load_calibration(request: OnnxRequest, recipe: Recipe, settings: ExportSetti
 
 
 def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str = "fp32",
-                timings: dict[str, float] | None = None) -> list[Verification]:
+                timings: dict[str, float] | None = None, reference_key=None, model_key=None) -> list[Verification]:
     """Compare the graph with PyTorch on seeded inputs at each of `shapes_list`; the seconds spent in
     the reference, in ONNX Runtime (session creation included) and in the comparison and task check
-    are added to `timings`."""
+    are added to `timings`. A `reference_key` (what identifies `model`) lets the next verification
+    of the same model reuse the reference outputs."""
     from ..backends.onnxruntime import OnnxRuntimeRunner
     from ..data import synthetic_samples
     from .reference import reference_outputs
@@ -259,12 +260,15 @@ def verify_onnx(model, recipe: Recipe, data: bytes, shapes_list, precision: str 
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
         return value
 
+    inputs = [list(synthetic_samples(shapes, recipe.normalization, recipe.verify_samples, seed=1))
+              for shapes in shapes_list]
+    key = None if reference_key is None else (reference_key, repr(shapes_list), recipe.verify_samples)
+    references, _ = timed("reference", lambda: reuse.REFERENCES.get(
+        key, lambda: [reference_outputs(model, recipe, samples) for samples in inputs], model=model_key))
     results = []
     with contextlib.ExitStack() as stack:
         runner = timed("onnxruntime", lambda: stack.enter_context(OnnxRuntimeRunner(data)))
-        for shapes in shapes_list:
-            samples = list(synthetic_samples(shapes, recipe.normalization, recipe.verify_samples, seed=1))
-            refs, gflops = timed("reference", lambda: reference_outputs(model, recipe, samples))
+        for samples, (refs, gflops) in zip(inputs, references):
             gots = timed("onnxruntime", lambda: [runner.infer(s) for s in samples])
             verification = timed("task", lambda: compare(recipe, precision, runner.name, refs, gots))
             verification.reference_gflops = gflops
@@ -334,6 +338,38 @@ def _keypoint_model(model, recipe: Recipe, settings: ExportSettings, clock: "_Cl
     return keypoints.HeatmapPeaks(model).eval(), keypoints.end2end_recipe(recipe, cell)
 
 
+def calibration_identity(request: OnnxRequest, calibration: Calibration | None) -> tuple | None:
+    """What decides an INT8 graph's ranges besides the FP32 graph: method, source, sample count."""
+    if calibration is None:
+        return None
+    return (calibration.method, calibration.source, len(calibration.samples), reuse.path_identity(request.calib_data))
+
+
+def _precision_graph(serialized: bytes, request: OnnxRequest, recipe: Recipe, settings: ExportSettings,
+                     calibration: Calibration | None, clock: "_Clock") -> tuple[bytes, PrecisionInfo]:
+    """The FP16 or INT8 graph converted from the serialized FP32 graph, serialized, and what was done."""
+    proto = onnx.load_from_string(serialized)
+    if request.precision == "fp16":
+        with clock.stage("fp16") as st:
+            from ..data import synthetic_samples
+
+            probe = list(synthetic_samples(settings.input_shapes, recipe.normalization, recipe.verify_samples, seed=1))
+            proto, info = to_fp16(proto, recipe, probe, fp16_io=request.fp16_io)
+            check_graph(proto, "fp16")
+            st.detail = f"{info.fp16_nodes} nodes in FP16, {len(info.fp32_kept)} kept in FP32"
+    else:
+        with clock.stage("calibrate") as st:
+            ranges = collect_ranges(proto, calibration)
+            source = ("cache " + str(calibration.cache) if ranges.cache_hit
+                      else f"{len(calibration.samples)} {calibration.source} samples")
+            st.detail = f"{calibration.method} ranges from {source}"
+        with clock.stage("quantize") as st:
+            proto, info = to_int8(proto, recipe, calibration, settings.opset, ranges)
+            check_graph(proto, "int8")
+            st.detail = f"{info.qdq_nodes} Q/DQ nodes"
+    return proto.SerializeToString(), info
+
+
 def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: ModelSource | None = None) -> OnnxResult:
     check_request(request)
     source = source or resolve(request.model, request.user)
@@ -366,14 +402,20 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
                             "(pass --calib-data with images or an .npz of real inputs)")
 
     shapes_key = tuple(sorted((k, tuple(v)) for k, v in settings.input_shapes.items()))
-    model_key = (source.ref, recipe.hash, reuse.weights_identity(request.weights), shapes_key)
+    model_key = (source.ref, recipe.hash, reuse.path_identity(request.weights), shapes_key)
     with clock.stage("load") as st:
-        model, reused = reuse.MODELS.get(model_key, lambda: _load_model(source, request.weights, settings))
+        model, reused = reuse.MODELS.get(model_key, lambda: _load_model(source, request.weights, settings),
+                                          model=model_key)
         st.detail = "weights " + (str(request.weights) if request.weights else "random init (seeded)")
         st.detail += " (reused)" if reused else ""
     end2end_info = None
     if nms is not None:
-        model, recipe, nms, note = _end2end_model(model, recipe, nms, request.nms, settings, clock)
+        wrapped, reused = reuse.END2END.get(
+            (nms, request.nms), lambda: _end2end_model(model, recipe, nms, request.nms, settings, clock), model=model_key)
+        model, recipe, nms, note = wrapped
+        if reused:
+            with clock.stage("end2end") as st:
+                st.detail = "reused the decode + NMS wrapper and its score threshold"
         if note:
             warnings.append(note)
         end2end_info = {**dataclasses.asdict(nms), "nms": request.nms}
@@ -382,31 +424,27 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         end2end_info = {"decode": "heatmap-peaks", "keypoint_cell": list(recipe.keypoint_cell)}
     graph_key = (model_key, settings.opset, settings.exporter, settings.dynamic_batch, settings.dynamic_shape,
                  request.simplifier if request.simplify else None, nms, request.nms if nms else None, pose_end2end)
-    graph, reused = reuse.GRAPHS.get(graph_key, lambda: _export_graph(model, recipe, settings, request, clock))
+    graph, reused = reuse.GRAPHS.get(graph_key, lambda: _export_graph(model, recipe, settings, request, clock),
+                                     model=model_key)
     serialized, exported_nodes, simplified_nodes = graph
     if reused:
         with clock.stage("export") as st:
             st.detail = f"reused the {exported_nodes}-node export and its simplified graph ({simplified_nodes} nodes)"
-    proto = onnx.load_from_string(serialized)
     precision_info = None
-    if request.precision == "fp16":
-        with clock.stage("fp16") as st:
-            from ..data import synthetic_samples
-
-            probe = list(synthetic_samples(settings.input_shapes, recipe.normalization, recipe.verify_samples, seed=1))
-            proto, precision_info = to_fp16(proto, recipe, probe, fp16_io=request.fp16_io)
-            check_graph(proto, "fp16")
-            st.detail = f"{precision_info.fp16_nodes} nodes in FP16, {len(precision_info.fp32_kept)} kept in FP32"
-    elif request.precision == "int8":
-        with clock.stage("calibrate") as st:
-            ranges = collect_ranges(proto, calibration)
-            source = ("cache " + str(calibration.cache) if ranges.cache_hit
-                      else f"{len(calibration.samples)} {calibration.source} samples")
-            st.detail = f"{calibration.method} ranges from {source}"
-        with clock.stage("quantize") as st:
-            proto, precision_info = to_int8(proto, recipe, calibration, settings.opset, ranges)
-            check_graph(proto, "int8")
-            st.detail = f"{precision_info.qdq_nodes} Q/DQ nodes"
+    if request.precision == "fp32":
+        proto = onnx.load_from_string(serialized)
+    else:
+        # One FP16 and one INT8 graph per FP32 graph: a model's onnxruntime and engine cells share it.
+        # A calibration cache file is the user's own reuse, so a run naming one always reads it.
+        key = None if request.calib_cache else (graph_key, request.precision, request.fp16_io,
+                                                calibration_identity(request, calibration))
+        converted, reused = reuse.PRECISION_GRAPHS.get(
+            key, lambda: _precision_graph(serialized, request, recipe, settings, calibration, clock), model=model_key)
+        if reused:
+            with clock.stage(request.precision) as st:
+                st.detail = f"reused the {request.precision} graph converted from the same FP32 graph"
+        serialized_precision, precision_info = converted
+        proto = onnx.load_from_string(serialized_precision)
     props = provenance.provenance(
         recipe, request.precision, settings.opset, settings.exporter,
         request.simplifier if request.simplify else None, request.weights,
@@ -435,7 +473,8 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
     if request.verify:
         with clock.stage("verify", record=False) as st:  # its reference, ONNX Runtime and task parts are
             result.verifications = verify_onnx(
-                model, recipe, data, verification_shapes(recipe, settings), request.precision, clock.timings
+                model, recipe, data, verification_shapes(recipe, settings), request.precision, clock.timings,
+                reference_key=graph_key, model_key=model_key,
             )
             st.detail = "pass" if result.passed else "FAIL"
     if not result.verified or result.passed:
