@@ -115,9 +115,10 @@ def cost_table(cells: list[dict], meta: dict) -> dict:
     cell_seconds = sum(totals.values())
     stages = [{"stage": s, "seconds": round(totals[s], 2), "share": round(totals[s] / cell_seconds, 4)}
               for s in STAGE_ORDER if totals.get(s)]
-    top = [{"cell": _where(c), "seconds": c.get("seconds") or 0.0,
+    top = [{"cell": _where(c), "seconds": c.get("seconds") or 0.0, "peak_rss_mb": c.get("peak_rss_mb"),
             "stages": {s: round(v, 2) for s, v in sorted(stage_seconds(c).items(), key=lambda kv: -kv[1])[:3]}}
            for c in sorted(computed, key=lambda c: -(c.get("seconds") or 0.0))[:TOP_CELLS]]
+    peaks = [c["peak_rss_mb"] for c in computed if c.get("peak_rss_mb") is not None]
     gflops = floor_gflops(cells)
     rate = (meta.get("machine") or {}).get("fp32_matmul_gflops")
     floor = gflops / rate if rate else None
@@ -128,6 +129,7 @@ def cost_table(cells: list[dict], meta: dict) -> dict:
         "cell_seconds": round(cell_seconds, 2),
         "stages": stages,
         "top_cells": top,
+        "largest_cell_peak_rss_mb": max(peaks) if peaks else None,
         "floor": {"gflops": round(gflops, 3), "fp32_matmul_gflops": rate,
                   "seconds": round(floor, 3) if floor is not None else None,
                   "wall_seconds": wall,
@@ -142,17 +144,21 @@ def markdown(costs: dict) -> str:
         return "\n".join(lines + [f"Every cell came from the cache ({costs['cached_cells']} cells).", ""])
     lines += [floor_text(costs), "", "| stage | seconds | share |", "|---|---:|---:|"]
     lines += [f"| {s['stage']} | {s['seconds']:.1f} | {s['share']:.1%} |" for s in costs["stages"]]
-    lines += ["", f"The {len(costs['top_cells'])} most expensive cells:", "",
-              "| cell | seconds | largest stages |", "|---|---:|---|"]
-    lines += [f"| {t['cell']} | {t['seconds']:.1f} | {_stages_text(t['stages'])} |" for t in costs["top_cells"]]
+    lines += ["", f"The {len(costs['top_cells'])} most expensive cells (peak: the resident memory of the "
+              "cell's process while it ran):", "",
+              "| cell | seconds | peak MB | largest stages |", "|---|---:|---:|---|"]
+    lines += [f"| {t['cell']} | {t['seconds']:.1f} | {peak_text(t)} | {stages_text(t['stages'])} |"
+              for t in costs["top_cells"]]
     return "\n".join(lines + [""])
 
 
 def floor_text(costs: dict) -> str:
     floor = costs["floor"]
     cached = f", {costs['cached_cells']} from the cache" if costs["cached_cells"] else ""
-    text = (f"{costs['computed_cells']} cells computed{cached}: {costs['cell_seconds']:.1f} s in cells. "
-            f"Floor: {floor['gflops']:.1f} GFLOPs of forward passes")
+    text = f"{costs['computed_cells']} cells computed{cached}: {costs['cell_seconds']:.1f} s in cells"
+    if costs.get("largest_cell_peak_rss_mb") is not None:
+        text += f", largest cell peak {costs['largest_cell_peak_rss_mb']} MB resident"
+    text += f". Floor: {floor['gflops']:.1f} GFLOPs of forward passes"
     if floor["seconds"] is not None:
         text += f" at {floor['fp32_matmul_gflops']:.1f} GFLOP/s (fp32 matmul, measured) = {floor['seconds']:.1f} s"
         if floor["ratio"] is not None:
@@ -160,5 +166,9 @@ def floor_text(costs: dict) -> str:
     return text + "."
 
 
-def _stages_text(stages: dict[str, float]) -> str:
+def peak_text(top_cell: dict) -> str:
+    return "" if top_cell.get("peak_rss_mb") is None else str(top_cell["peak_rss_mb"])
+
+
+def stages_text(stages: dict[str, float]) -> str:
     return ", ".join(f"{s} {v:.1f} s" for s, v in stages.items())

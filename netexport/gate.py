@@ -23,6 +23,7 @@ from typing import Callable
 from .cache import ResultCache, cell_key
 from .errors import NetexportError, first_line
 from .matrix import Cell
+from .memory import PeakRss
 from .sources import UserOptions, resolve
 
 LATENCY_RUNS = 5  # ONNX Runtime latency per cell: median of this many runs after one warm-up
@@ -60,7 +61,16 @@ def _source(model: str, settings: RunSettings, sources: dict | None):
 
 
 def run_cell(cell: Cell, settings: RunSettings, sources: dict | None = None) -> dict:
-    """Run one cell to a result dict; never raises for a model's failure."""
+    """Run one cell to a result dict, with the peak resident memory of its process while it ran;
+    never raises for a model's failure."""
+    with PeakRss() as memory:
+        result = _run_cell(cell, settings, sources)
+    if memory.peak is not None:
+        result["peak_rss_mb"] = round(memory.peak / 2**20)
+    return result
+
+
+def _run_cell(cell: Cell, settings: RunSettings, sources: dict | None) -> dict:
     start = time.perf_counter()
     result = {"model": cell.model, "precision": cell.precision, "backend": cell.backend}
     if cell.form != "raw":

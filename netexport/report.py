@@ -479,12 +479,12 @@ def _html_costs(cells: list[dict], meta: dict) -> str:
         return f"<h2>where the time went</h2>\n<p>Every cell came from the cache ({table['cached_cells']} cells).</p>"
     stages = "".join(f"<tr><td>{_esc(s['stage'])}</td><td>{s['seconds']:.1f}</td><td>{s['share']:.1%}</td></tr>"
                      for s in table["stages"])
-    top = "".join(f"<tr><td>{_esc(t['cell'])}</td><td>{t['seconds']:.1f}</td>"
-                  f"<td>{_esc(costs._stages_text(t['stages']))}</td></tr>" for t in table["top_cells"])
+    top = "".join(f"<tr><td>{_esc(t['cell'])}</td><td>{t['seconds']:.1f}</td><td>{costs.peak_text(t)}</td>"
+                  f"<td>{_esc(costs.stages_text(t['stages']))}</td></tr>" for t in table["top_cells"])
     return (f"<h2>where the time went</h2>\n<p>{_esc(costs.floor_text(table))}</p>\n"
             f"<table><tr><th>stage</th><th>seconds</th><th>share</th></tr>{stages}</table>\n"
             f"<h3>most expensive cells</h3>\n"
-            f"<table><tr><th>cell</th><th>seconds</th><th>largest stages</th></tr>{top}</table>")
+            f"<table><tr><th>cell</th><th>seconds</th><th>peak MB</th><th>largest stages</th></tr>{top}</table>")
 
 
 # ---- writing and merging --------------------------------------------------------------------------

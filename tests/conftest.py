@@ -31,6 +31,14 @@ def _private_verify_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NETEXPORT_CACHE_DIR", str(tmp_path_factory.mktemp("verify-cache")))
 
 
+@pytest.fixture(autouse=True)
+def _session_init_cache(tmp_path_factory, monkeypatch):
+    """Zoo models' initialised states are kept for this session only, shared by its xdist workers."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    monkeypatch.setenv("NETEXPORT_INIT_CACHE_DIR", str(root / "init-cache"))
+
+
 @pytest.fixture
 def record_figures(record_property):
     """Record a pipeline result's worst output in the JUnit XML (`pytest --junitxml`), so two runs of

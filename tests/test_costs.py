@@ -30,9 +30,9 @@ def cells():
         _cell("fp16", timings={"fp16": 4.0, "reference": 2.0, "onnxruntime": 1.0, "latency": 0.5},
               seconds=7.5, verification=two_sets, latency_ms=1.0),
         _cell("int8", timings={"calibrate": 20.0, "quantize": 2.0, "reference": 2.0, "onnxruntime": 1.0},
-              seconds=25.0, verification=two_sets, calibration={"samples": 8}),
+              seconds=25.0, verification=two_sets, calibration={"samples": 8}, peak_rss_mb=900),
         _cell("int8", "tensorrt-rtx", timings={"onnx.calibrate": 20.0, "onnx.load": 3.0, "build": 5.0}, seconds=28.0,
-              calibration=None),
+              calibration=None, peak_rss_mb=1500),
         _cell("fp32", model="cached-model", seconds=99.0, timings={"load": 99.0}, cached=True,
               verification=[_verification(2, 100.0)], latency_ms=1.0),
     ]
@@ -61,7 +61,8 @@ def test_cost_table_totals_top_cells_and_ratio(cells):
     assert by_stage["calibration"] == 40.0 and by_stage["load/init"] == 6.0 and by_stage["PyTorch reference"] == 6.0
     assert sum(s["share"] for s in table["stages"]) == pytest.approx(1.0, abs=1e-3)
     assert [t["seconds"] for t in table["top_cells"]] == [28.0, 25.0, 8.0, 7.5]
-    assert table["top_cells"][0]["cell"] == "net int8/tensorrt-rtx"
+    assert table["top_cells"][0]["cell"] == "net int8/tensorrt-rtx" and table["top_cells"][0]["peak_rss_mb"] == 1500
+    assert table["largest_cell_peak_rss_mb"] == 1500
     assert table["floor"]["seconds"] == pytest.approx(4.9)  # 49 GFLOPs at 10 GFLOP/s
     assert table["floor"]["ratio"] == pytest.approx(20.0)  # 98 s / 4.9 s
 
@@ -110,3 +111,13 @@ def test_the_reference_counts_one_pass_flops_and_its_outputs_are_unchanged():
     for sample, got in zip(samples, outputs):
         np.testing.assert_array_equal(got["y"], torch_outputs(conv, recipe, sample)["y"])
 
+
+
+def test_peak_rss_sees_memory_allocated_inside_the_block():
+    from netexport.memory import PeakRss, rss_bytes
+
+    before = rss_bytes()
+    with PeakRss(interval=0.01) as memory:
+        block = np.ones(256 * 2**20 // 8)  # 256 MB, every page written
+        del block
+    assert memory.peak - before >= 200 * 2**20

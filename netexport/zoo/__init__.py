@@ -36,11 +36,14 @@ def create_model(name: str, weights: str | Path | None = None, seed: int = 0,
     `place_random_head(warm_up_inputs)`, called last, to give them the spread training does.
     `input_shapes` (name → NCHW) sets the size of that
     warm-up, normally the size the model will be exported at; the recipe's test size otherwise.
-    With weights, those are loaded as given.
+    With weights, those are loaded as given. The initialised state is kept on disk (init_cache), so
+    the next build of the same model at the same size loads it instead of warming up again.
     """
     import torch
 
     from ..recipes import get_recipe
+
+    from . import init_cache
 
     entry = get_entry(name)
     recipe = get_recipe(name)
@@ -50,15 +53,22 @@ def create_model(name: str, weights: str | Path | None = None, seed: int = 0,
         from ..weights import load_weights
 
         load_weights(model, weights)
-    elif any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return model.eval()
+    kept = init_cache.entry_path(name, recipe, seed, input_shapes, kwargs)
+    if kept is not None and init_cache.load(kept, model):
+        return model.eval()
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         warm_up_batch_norm(model, recipe, seed, input_shapes)
     else:
         scale_to_unit_variance(model, recipe, seed, input_shapes)
-    if weights is None and hasattr(model, "place_random_head"):
+    if hasattr(model, "place_random_head"):
         model.eval()
         with torch.no_grad():
             model.place_random_head(_warm_up_batch(recipe, seed, input_shapes))
-    return model.eval()
+    model.eval()
+    if kept is not None:
+        init_cache.store(kept, model)
+    return model
 
 
 WARM_UP_BATCH = 4
@@ -127,6 +137,7 @@ def warm_up_batch_norm(model, recipe, seed: int = 0, input_shapes: dict | None =
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
+    momenta = [bn.momentum for bn in norms]
     for bn in norms:
         if bn.affine and recipe.bn_shift:
             bn.bias.data.fill_(recipe.bn_shift)
@@ -136,8 +147,8 @@ def warm_up_batch_norm(model, recipe, seed: int = 0, input_shapes: dict | None =
     with torch.no_grad():
         for i in range(batches):
             model(*_warm_up_batch(recipe, seed + i, input_shapes))
-    for bn in norms:
-        bn.momentum = 0.1
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum  # as built: a model loaded from the init cache has the same
     model.eval()
 
 
