@@ -168,6 +168,7 @@ def _run_engine(cell: Cell, source, settings: RunSettings, workdir: Path) -> dic
                    "backend_version": sidecar["backend_version"], "layer_precisions": sidecar["layer_precisions"],
                    "executed": result.executed, "reason": result.reason},
         "timings": result.timings,
+        **({"footprint": result.onnx["footprint"]} if result.onnx and result.onnx.get("footprint") else {}),
         "verification": [v.to_dict() for v in result.verifications],
         "failures": [line for v in result.verifications for line in v.failures()],
     }

@@ -11,7 +11,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from netexport import cli
 from netexport.errors import EXIT_USAGE, InputError
-from netexport.pipeline.precision import activation_bytes, calibrate, overflowing_nodes, samples_per_pass
+from netexport.pipeline.precision import (
+    activation_bytes,
+    calibrate,
+    footprint,
+    overflowing_nodes,
+    samples_per_pass,
+)
 from netexport.pipeline.to_onnx import OnnxRequest, run_onnx
 from netexport.recipes import get_recipe
 from zoo_params import per_model
@@ -134,6 +140,14 @@ def test_calibration_memory_is_counted_at_the_samples_shape_and_bounds_the_pass(
     assert samples_per_pass(proto, samples) == 10  # small graphs: one pass, ranges unchanged
     assert samples_per_pass(proto, samples, budget=3 * per_sample) == 3
     assert samples_per_pass(proto, samples, budget=per_sample // 2) == 1
+
+
+def test_a_graphs_footprint_counts_its_float_weights_and_every_value_at_the_given_shape():
+    proto = _conv_relu_conv()
+    found = footprint(proto, {"x": (2, 3, 16, 8)})
+    weights = sum(int(np.prod(i.dims)) * 4 for i in proto.graph.initializer)
+    assert found.weights_bytes == weights
+    assert found.activation_bytes == 2 * (3 + 4 + 4 + 2) * 16 * 8 * 4  # x, c1, r, y at batch 2
 
 
 @pytest.mark.parametrize("method", ["minmax", "percentile"])

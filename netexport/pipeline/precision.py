@@ -24,7 +24,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -299,6 +299,36 @@ CALIBRATION_PASS_BYTES = 4 << 30
 def activation_bytes(proto, sample: Mapping[str, np.ndarray]) -> int:
     """Bytes of the float tensors that INT8_OPS nodes read or write, for one sample (the tensors a
     calibrator collects), from shape inference at the sample's input shapes."""
+    sizes, consumed_by = _value_sizes(proto, {name: value.shape for name, value in sample.items()})
+    return sum(size for name, size in sizes.items() if consumed_by[name] & set(INT8_OPS))
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A graph's memory at given input shapes, from shape inference (for scheduling and reports)."""
+
+    weights_bytes: int  # float initializers
+    activation_bytes: int  # every float value the nodes produce, at once (an upper bound on the live set)
+
+    def to_dict(self) -> dict:
+        return {"weights_mb": round(self.weights_bytes / 2**20, 1),
+                "activations_mb": round(self.activation_bytes / 2**20, 1)}
+
+
+def footprint(proto, input_shapes: Mapping[str, Sequence[int]]) -> Footprint:
+    import onnx
+    from onnx import helper
+
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    weights = sum(int(np.prod(i.dims)) * helper.tensor_dtype_to_np_dtype(i.data_type).itemsize
+                  for i in proto.graph.initializer if i.data_type in floats)
+    sizes, _ = _value_sizes(proto, input_shapes)
+    return Footprint(weights, sum(sizes.values()))
+
+
+def _value_sizes(proto, input_shapes: Mapping[str, Sequence[int]]) -> tuple[dict[str, int], dict[str, set]]:
+    """Bytes of each float value the graph's nodes read or write (weights excluded) at `input_shapes`,
+    and the op types reading or writing each."""
     import onnx
     from onnx import helper, shape_inference
 
@@ -313,21 +343,25 @@ def activation_bytes(proto, sample: Mapping[str, np.ndarray]) -> int:
                               [i for i in source.initializer if i.data_type not in floats])
     model = helper.make_model(graph, opset_imports=proto.opset_import)
     for graph_input in model.graph.input:
-        if graph_input.name in sample:
-            for dim, size in zip(graph_input.type.tensor_type.shape.dim, sample[graph_input.name].shape):
+        if graph_input.name in input_shapes:
+            for dim, size in zip(graph_input.type.tensor_type.shape.dim, input_shapes[graph_input.name]):
                 dim.dim_value = int(size)
     inferred = shape_inference.infer_shapes(model).graph
     infos = {v.name: v.type.tensor_type for v in [*inferred.value_info, *inferred.input, *inferred.output]}
-    tensors = {t for n in inferred.node if n.op_type in INT8_OPS for t in [*n.input, *n.output] if t}
-    total = 0
-    for name in tensors - weights:
+    consumed_by: dict[str, set] = {}
+    for node in inferred.node:
+        for name in [*node.input, *node.output]:
+            if name and name not in weights:
+                consumed_by.setdefault(name, set()).add(node.op_type)
+    sizes = {}
+    for name in consumed_by:
         info = infos.get(name)
         if info is None or info.elem_type not in floats:
             continue
         dims = [d.dim_value for d in info.shape.dim]
         if dims and all(d > 0 for d in dims):
-            total += int(np.prod(dims)) * helper.tensor_dtype_to_np_dtype(info.elem_type).itemsize
-    return total
+            sizes[name] = int(np.prod(dims)) * helper.tensor_dtype_to_np_dtype(info.elem_type).itemsize
+    return sizes, {name: consumed_by[name] for name in sizes}
 
 
 def samples_per_pass(proto, samples: list[Mapping[str, np.ndarray]], budget: int = CALIBRATION_PASS_BYTES) -> int:

@@ -27,6 +27,7 @@ from .precision import (
     Calibration,
     PrecisionInfo,
     collect_ranges,
+    footprint,
     read_calibration_cache,
     to_fp16,
     to_int8,
@@ -84,6 +85,7 @@ class OnnxResult:
     warnings: list[str] = field(default_factory=list)
     end2end: dict | None = None  # the NMS settings the graph was built with
     export_shapes: dict[str, tuple] = field(default_factory=dict)  # the sizes it was exported (and first verified) at
+    footprint: dict | None = None  # the FP32 graph's weights and activations at the export shapes (MB)
 
     @property
     def passed(self) -> bool:
@@ -113,6 +115,7 @@ class OnnxResult:
             "metadata": self.metadata,
             "warnings": self.warnings,
             **({"end2end": self.end2end} if self.end2end else {}),
+            **({"footprint": self.footprint} if self.footprint else {}),
         }
 
     def _precision_fields(self) -> dict:
@@ -292,7 +295,8 @@ def _load_model(source: ModelSource, weights, settings: ExportSettings):
 
 
 def _export_graph(model, recipe: Recipe, settings: ExportSettings, request: OnnxRequest, clock: "_Clock"):
-    """Export, check and simplify: (serialized graph, exported node count, simplified node count)."""
+    """Export, check and simplify: (serialized graph, exported node count, simplified node count, the
+    graph's memory footprint at the export shapes)."""
     with clock.stage("export") as st:
         proto = export_model(model, recipe, settings)
         exported = len(proto.graph.node)
@@ -304,7 +308,7 @@ def _export_graph(model, recipe: Recipe, settings: ExportSettings, request: Onnx
             proto = simplify(proto, request.simplifier)
             check_graph(proto, "simplified")
             st.detail = f"{request.simplifier}: {exported} → {len(proto.graph.node)} nodes"
-    return proto.SerializeToString(), exported, len(proto.graph.node)
+    return proto.SerializeToString(), exported, len(proto.graph.node), footprint(proto, settings.input_shapes)
 
 
 def _end2end_model(model, recipe: Recipe, nms, nms_op: str, settings: ExportSettings, clock: "_Clock"):
@@ -426,7 +430,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
                  request.simplifier if request.simplify else None, nms, request.nms if nms else None, pose_end2end)
     graph, reused = reuse.GRAPHS.get(graph_key, lambda: _export_graph(model, recipe, settings, request, clock),
                                      model=model_key)
-    serialized, exported_nodes, simplified_nodes = graph
+    serialized, exported_nodes, simplified_nodes, graph_footprint = graph
     if reused:
         with clock.stage("export") as st:
             st.detail = f"reused the {exported_nodes}-node export and its simplified graph ({simplified_nodes} nodes)"
@@ -469,6 +473,7 @@ def run_onnx(request: OnnxRequest, progress: Progress | None = None, source: Mod
         precision_info=precision_info,
         warnings=warnings,
         end2end=end2end_info,
+        footprint=graph_footprint.to_dict(),
     )
     if request.verify:
         with clock.stage("verify", record=False) as st:  # its reference, ONNX Runtime and task parts are
