@@ -12,11 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 from netexport import cli
 from netexport.errors import EXIT_USAGE, InputError
 from netexport.pipeline.precision import (
-    activation_bytes,
     calibrate,
     footprint,
     overflowing_nodes,
-    samples_per_pass,
 )
 from netexport.pipeline.to_onnx import OnnxRequest, run_onnx
 from netexport.recipes import get_recipe
@@ -131,17 +129,6 @@ def _conv_relu_conv():
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_calibration_memory_is_counted_at_the_samples_shape_and_bounds_the_pass():
-    proto = _conv_relu_conv()
-    sample = {"x": np.zeros((1, 3, 16, 8), dtype=np.float32)}
-    per_sample = (3 + 4 + 4 + 2) * 16 * 8 * 4  # x, c1, r, y in float32 (weights excluded)
-    assert activation_bytes(proto, sample) == per_sample
-    samples = [sample] * 10
-    assert samples_per_pass(proto, samples) == 10  # small graphs: one pass, ranges unchanged
-    assert samples_per_pass(proto, samples, budget=3 * per_sample) == 3
-    assert samples_per_pass(proto, samples, budget=per_sample // 2) == 1
-
-
 def test_a_graphs_footprint_counts_its_float_weights_and_every_value_at_the_given_shape():
     proto = _conv_relu_conv()
     found = footprint(proto, {"x": (2, 3, 16, 8)})
@@ -150,20 +137,37 @@ def test_a_graphs_footprint_counts_its_float_weights_and_every_value_at_the_give
     assert found.activation_bytes == 2 * (3 + 4 + 4 + 2) * 16 * 8 * 4  # x, c1, r, y at batch 2
 
 
-@pytest.mark.parametrize("method", ["minmax", "percentile"])
-def test_calibration_in_passes_gives_the_ranges_of_one_pass(tmp_path, method):
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_streamed_histograms_give_onnxruntimes_all_at_once_ranges_exactly(tmp_path, method):
+    """ONNX Runtime's own calibrator holding all six samples is the reference; ours keeps them
+    (large budget) or runs the graph twice (a budget below one sample)."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
+
+    from netexport.pipeline.precision import _CALIBRATOR_OPTIONS, INT8_OPS
+
     path = tmp_path / "g.onnx"
     onnx.save(_conv_relu_conv(), path)
     rng = np.random.default_rng(1)
-    samples = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(6)]  # like calibration images
-    whole, _ = calibrate(path, samples, method, tmp_path)
-    passes, _ = calibrate(path, samples, method, tmp_path, per_pass=2)
-    whole, passes = whole.data, passes.data
-    assert whole.keys() == passes.keys() and "y" in whole
-    for name in whole:
-        a, b = (np.abs(np.asarray(t.range_value, dtype=np.float64)).max() for t in (whole[name], passes[name]))
-        # min/max merges exactly; merged histograms re-bin, which moves a percentile slightly
-        assert b == pytest.approx(a, rel=0 if method == "minmax" else 0.005), name
+    samples = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32) * (1 + i)} for i in range(6)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(samples)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    reference = create_calibrator(path, list(INT8_OPS), augmented_model_path=str(tmp_path / "ref.onnx"),
+                                  calibrate_method=getattr(CalibrationMethod, method.capitalize()),
+                                  extra_options={"symmetric": True, **_CALIBRATOR_OPTIONS[method]})
+    reference.collect_data(Reader())
+    expected = reference.compute_data().data
+    for budget in (1 << 30, 100):
+        got = calibrate(path, samples, method, tmp_path, memory_budget=budget)[0].data
+        assert got.keys() == expected.keys() and "y" in got
+        for name in expected:
+            assert np.array_equal(got[name].range_value, expected[name].range_value), (budget, name)
+            assert np.array_equal(got[name].hist, expected[name].hist), (budget, name)
 
 
 def test_calibration_from_an_image_folder(tmp_path):
