@@ -24,11 +24,15 @@ _PIPELINE_CODE = ("pipeline", "backends", "data.py", "recipes.py", "sources.py",
 CACHEABLE = ("pass", "fail", "xfail", "built", "skip")
 
 
+def cache_home() -> Path:
+    """netexport's folder under the user's cache directory (XDG_CACHE_HOME or ~/.cache)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netexport"
+
+
 def default_dir() -> Path:
     if os.environ.get("NETEXPORT_CACHE_DIR"):
         return Path(os.environ["NETEXPORT_CACHE_DIR"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "netexport" / "verify"
+    return cache_home() / "verify"
 
 
 @lru_cache(maxsize=None)
@@ -47,17 +51,22 @@ def toolchain_versions() -> dict[str, str]:
     return versions
 
 
-@lru_cache(maxsize=1)
-def pipeline_digest() -> str:
+@lru_cache(maxsize=None)
+def code_digest(entries: tuple[str, ...]) -> str:
+    """SHA-256 over netexport's own source files named by `entries` (folders or files)."""
     root = Path(__file__).resolve().parent
     files = []
-    for entry in _PIPELINE_CODE:
+    for entry in entries:
         path = root / entry
         files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(root)).encode() + _file_digest(path).encode())
     return digest.hexdigest()
+
+
+def pipeline_digest() -> str:
+    return code_digest(_PIPELINE_CODE)
 
 
 def cell_key(source, cell, settings: dict, weights: Path | None = None) -> str:

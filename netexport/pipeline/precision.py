@@ -246,10 +246,11 @@ class Calibration:
                 "cache": str(self.cache) if self.cache else None}
 
 
-def graph_digest(proto) -> str:
+def graph_digest(serialized: bytes) -> str:
+    """What a calibration cache is keyed on: the SHA-256 of the serialized fp32 graph."""
     import hashlib
 
-    return hashlib.sha256(proto.SerializeToString()).hexdigest()
+    return hashlib.sha256(serialized).hexdigest()
 
 
 def read_calibration_cache(path: Path, method: str) -> tuple[dict, dict]:
@@ -406,13 +407,14 @@ def collect_ranges(proto, calibration: Calibration) -> Ranges:
     if calibration.method not in CALIBRATION_METHODS:
         raise InputError(f"unknown calibration method {calibration.method!r}: choose {', '.join(CALIBRATION_METHODS)}")
     _ensure_node_names(proto)
-    digest = graph_digest(proto)
+    data = proto.SerializeToString()
+    digest = graph_digest(data)
     cached = _read_cache(calibration.cache, digest, calibration.method) if calibration.cache else None
     if cached is not None:
         return Ranges(TensorsData.from_dict(cached), digest, cache_hit=True)
     with tempfile.TemporaryDirectory(prefix="netexport-calib-") as tmp, _quiet():
         src = Path(tmp) / "fp32.onnx"
-        src.write_bytes(proto.SerializeToString())
+        src.write_bytes(data)
         try:
             tensors, _ = calibrate(src, calibration.samples, calibration.method, Path(tmp))
         except Exception as exc:

@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-from functools import lru_cache
 from pathlib import Path
 
 ENV = "NETEXPORT_INIT_CACHE_DIR"
@@ -23,23 +22,12 @@ _CODE = ("zoo", "data.py")  # what builds and warms up a zoo model (recipes ente
 
 
 def directory() -> Path | None:
+    from ..cache import cache_home
+
     value = os.environ.get(ENV)
     if value == "off":
         return None
-    if value:
-        return Path(value)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netexport" / "init"
-
-
-@lru_cache(maxsize=1)
-def _code_digest() -> str:
-    root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256()
-    for entry in _CODE:
-        path = root / entry
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(str(file.relative_to(root)).encode() + hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
+    return Path(value) if value else cache_home() / "init"
 
 
 def entry_path(name: str, recipe, seed: int, input_shapes: dict | None, kwargs: dict) -> Path | None:
@@ -47,13 +35,15 @@ def entry_path(name: str, recipe, seed: int, input_shapes: dict | None, kwargs: 
     import numpy
     import torch
 
+    from ..cache import code_digest
+
     root = directory()
     if root is None:
         return None
     payload = {
         "model": name, "recipe": recipe.raw, "seed": seed, "kwargs": kwargs,
         "input_shapes": sorted((k, list(v)) for k, v in input_shapes.items()) if input_shapes else None,
-        "code": _code_digest(), "torch": torch.__version__, "numpy": numpy.__version__,
+        "code": code_digest(_CODE), "torch": torch.__version__, "numpy": numpy.__version__,
     }
     key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
     return root / key[:2] / f"{key}.pt"
@@ -67,9 +57,7 @@ def load(path: Path, model) -> bool:
         kept = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(kept["state_dict"], strict=True)
         torch.set_rng_state(kept["rng_state"])
-    except FileNotFoundError:
-        return False
-    except Exception:  # a damaged or foreign entry: initialise again and rewrite it
+    except Exception:  # absent, damaged or foreign: initialise again (and rewrite it)
         return False
     return True
 
