@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REPORTS ?= reports
 JOBS ?= 2
-# One worker for the canonical-size matrix: one INT8 calibration (ann at 769x769) peaks at 16.7 GB,
-# so two at once do not fit in a 23 GB machine. A worker still uses every core.
-VERIFY_JOBS ?= 1
+# auto: one worker per core, started while their memory estimates fit in 20 GB (less if the machine
+# has less available); a model too large to share the machine runs alone with every core.
+VERIFY_JOBS ?= auto
 
 # The tested toolchain: every package (default install and the dev, rtx, docs and lock extras) at an
 # exact version with its hashes. pyproject.toml keeps the compatible ranges for other environments.

@@ -379,7 +379,9 @@ def bench_cmd(name, input_shape, task, recipe_file, precisions, backends, batch,
               help="Comma-separated precisions to verify.")
 @click.option("--backend", "backends", default="onnxruntime", show_default=True,
               help="Comma-separated: onnxruntime, tensorrt-rtx, tensorrt; `installed` = every importable one.")
-@click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Cells run in this many worker processes.")
+@click.option("-j", "--jobs", default="1", show_default=True,
+              help="Worker processes, or `auto`: one per core, started while their memory estimates fit "
+                   "(at most 20 GB), a large model alone.")
 @click.option("--shard", help="Run only shard I of N of the matrix (I/N); merge with `netexport report merge`.")
 @click.option("--reduced-size", is_flag=True, help="Use the recipes' reduced test sizes (quick check).")
 @click.option("--weights", type=click.Path(path_type=Path), help="State dict or checkpoint (one model only).")
@@ -411,8 +413,7 @@ def verify_cmd(names, all_models, tasks, precisions, backends, jobs, shard, redu
         raise InputError("--weights applies to one model at a time")
     precision_list = _split_choices(precisions, matrix.PRECISION_ORDER, "precision")
     backend_list = _verify_backends(backends)
-    if jobs < 1:
-        raise InputError(f"-j/--jobs must be at least 1, not {jobs}")
+    jobs = _jobs(jobs)
     cells = matrix.build(models, precision_list, backend_list, _end2end_models(models, user))
     shard_spec = matrix.parse_shard(shard) if shard else None
     if shard_spec:
@@ -448,6 +449,18 @@ def verify_cmd(names, all_models, tasks, precisions, backends, jobs, shard, redu
     console.print(f"{len(run.cells)} cells: {counts_text(run.cells) or 'none'} in {meta['seconds']}s{cached}")
     if exit_code(run.cells):
         sys.exit(EXIT_VERIFICATION_FAILED)
+
+
+def _jobs(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise InputError(f"-j/--jobs takes a number of workers or auto, not {text!r}") from None
+    if jobs < 1:
+        raise InputError(f"-j/--jobs must be at least 1, not {jobs}")
+    return jobs
 
 
 def _split_choices(text: str, choices, what: str) -> list[str]:

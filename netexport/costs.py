@@ -116,6 +116,7 @@ def cost_table(cells: list[dict], meta: dict) -> dict:
     stages = [{"stage": s, "seconds": round(totals[s], 2), "share": round(totals[s] / cell_seconds, 4)}
               for s in STAGE_ORDER if totals.get(s)]
     top = [{"cell": _where(c), "seconds": c.get("seconds") or 0.0, "peak_rss_mb": c.get("peak_rss_mb"),
+            "memory_estimate_mb": c.get("memory_estimate_mb"),
             "stages": {s: round(v, 2) for s, v in sorted(stage_seconds(c).items(), key=lambda kv: -kv[1])[:3]}}
            for c in sorted(computed, key=lambda c: -(c.get("seconds") or 0.0))[:TOP_CELLS]]
     peaks = [c["peak_rss_mb"] for c in computed if c.get("peak_rss_mb") is not None]
@@ -130,11 +131,23 @@ def cost_table(cells: list[dict], meta: dict) -> dict:
         "stages": stages,
         "top_cells": top,
         "largest_cell_peak_rss_mb": max(peaks) if peaks else None,
+        "memory_estimates": _estimate_check(computed),
         "floor": {"gflops": round(gflops, 3), "fp32_matmul_gflops": rate,
                   "seconds": round(floor, 3) if floor is not None else None,
                   "wall_seconds": wall,
                   "ratio": round(wall / floor, 1) if floor and wall else None},
     }
+
+
+def _estimate_check(cells: list[dict]) -> dict | None:
+    """How the scheduler's memory estimates (`-j auto`) compared with the measured peaks."""
+    pairs = [(c["peak_rss_mb"] / c["memory_estimate_mb"], c) for c in cells
+             if c.get("memory_estimate_mb") and c.get("peak_rss_mb") is not None]
+    if not pairs:
+        return None
+    ratio, worst = max(pairs, key=lambda p: p[0])
+    return {"cells": len(pairs), "largest_peak_to_estimate": round(ratio, 2), "cell": _where(worst),
+            "peak_rss_mb": worst["peak_rss_mb"], "memory_estimate_mb": worst["memory_estimate_mb"]}
 
 
 def markdown(costs: dict) -> str:
@@ -158,6 +171,10 @@ def floor_text(costs: dict) -> str:
     text = f"{costs['computed_cells']} cells computed{cached}: {costs['cell_seconds']:.1f} s in cells"
     if costs.get("largest_cell_peak_rss_mb") is not None:
         text += f", largest cell peak {costs['largest_cell_peak_rss_mb']} MB resident"
+    check = costs.get("memory_estimates")
+    if check:
+        text += (f"; memory estimates: peak at most {check['largest_peak_to_estimate']:g}x the estimate "
+                 f"({check['cell']}: {check['peak_rss_mb']} MB, estimated {check['memory_estimate_mb']} MB)")
     text += f". Floor: {floor['gflops']:.1f} GFLOPs of forward passes"
     if floor["seconds"] is not None:
         text += f" at {floor['fp32_matmul_gflops']:.1f} GFLOP/s (fp32 matmul, measured) = {floor['seconds']:.1f} s"
@@ -167,7 +184,10 @@ def floor_text(costs: dict) -> str:
 
 
 def peak_text(top_cell: dict) -> str:
-    return "" if top_cell.get("peak_rss_mb") is None else str(top_cell["peak_rss_mb"])
+    text = "" if top_cell.get("peak_rss_mb") is None else str(top_cell["peak_rss_mb"])
+    if top_cell.get("memory_estimate_mb"):
+        text += f" (est. {top_cell['memory_estimate_mb']})"
+    return text
 
 
 def stages_text(stages: dict[str, float]) -> str:

@@ -185,31 +185,50 @@ def _run_engine(cell: Cell, source, settings: RunSettings, workdir: Path) -> dic
 _events = None  # in a worker process: the queue its cells report start and finish on
 
 
-def _worker_init(threads: int, events) -> None:
-    import torch
-
+def _worker_init(events) -> None:
     global _events
-    torch.set_num_threads(threads)
     _events = events
 
 
-def _run_model_cells(cells: list[Cell], settings: RunSettings) -> list[dict]:
+def _run_model_cells(cells: list[Cell], settings: RunSettings, threads: int) -> list[dict]:
     """A worker's job: one model's cells, back to back, so the model and its FP32 graph are built
-    once (pipeline.reuse) instead of once per cell."""
+    once (pipeline.reuse) instead of once per cell. Afterwards the worker gives its memory back, so
+    the next job starts from a worker's base size, as the scheduler assumes."""
+    import torch
+
+    from .pipeline import reuse
+
+    torch.set_num_threads(threads)
     results, sources = [], {}
-    for cell in cells:
-        _events.put(("start", cell, None))
-        result = run_cell(cell, settings, sources)
-        _events.put(("done", cell, result))
-        results.append(result)
+    try:
+        for cell in cells:
+            _events.put(("start", cell, None))
+            result = run_cell(cell, settings, sources)
+            _events.put(("done", cell, result))
+            results.append(result)
+    finally:
+        reuse.clear()
+        _release_memory()
     return results
 
 
-def run_matrix(cells: list[Cell], settings: RunSettings, jobs: int = 1, cache: ResultCache | None = None,
+def _release_memory() -> None:
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed pages otherwise
+    except (OSError, AttributeError):
+        pass
+
+
+def run_matrix(cells: list[Cell], settings: RunSettings, jobs: int | str = 1, cache: ResultCache | None = None,
                on_start: Callable[[Cell], None] | None = None,
                on_done: Callable[[dict], None] | None = None) -> MatrixRun:
     """Run `cells` (cached results first), calling back as cells start and finish; results come
-    back in matrix order whatever order they finished in."""
+    back in matrix order whatever order they finished in. `jobs` is a worker count or "auto"
+    (as many workers as cores, started while their memory estimates fit: netexport.schedule)."""
     run = MatrixRun()
     results: dict[Cell, dict] = {}
     keys: dict[Cell, str] = {}
@@ -238,26 +257,57 @@ def run_matrix(cells: list[Cell], settings: RunSettings, jobs: int = 1, cache: R
         if on_done:
             on_done(result)
 
-    if jobs <= 1:
+    if jobs == 1 or (jobs == "auto" and len({c.model for c in pending}) <= 1):
         for cell in pending:
             if on_start:
                 on_start(cell)
             finish(cell, run_cell(cell, settings, sources))
-    else:
-        _run_parallel(pending, settings, jobs, on_start, finish)
+    elif pending:
+        _run_parallel(pending, settings, jobs, on_start, finish, sources)
     run.cells = [results[cell] for cell in cells]
     return run
 
 
-def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int, on_start, finish) -> None:
-    """One job per model, `jobs` worker processes; cells report through a queue as they go."""
+def _estimates(models: list[str], settings: RunSettings, sources: dict) -> dict[str, "schedule.Estimate"]:
+    """Each zoo model's memory estimate at the run's input size (user models: unknown, run alone)."""
+    from . import schedule
+    from .pipeline.export import resolve_settings
+    from .sources import is_user_ref
+
+    out = {}
+    for model in models:
+        estimate = schedule.Estimate()
+        if settings.user is None and not is_user_ref(model) and not model.endswith(".onnx"):
+            try:
+                recipe = _source(model, settings, sources).recipe
+                shapes = resolve_settings(recipe, use_test_shape=settings.reduced_size).input_shapes
+                estimate = schedule.estimate_zoo_model(model, shapes)
+            except NetexportError:
+                pass  # the job reports the model's error
+        out[model] = estimate
+    return out
+
+
+def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int | str, on_start, finish,
+                  sources: dict) -> None:
+    """One job per model in worker processes, started as the scheduler admits them; cells report
+    through a queue as they go."""
     import multiprocessing
     import queue
+
+    from . import schedule
 
     by_model: dict[str, list[Cell]] = {}
     for cell in pending:
         by_model.setdefault(cell.model, []).append(cell)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cores = os.cpu_count() or 1
+    if jobs == "auto":
+        estimates = _estimates(list(by_model), settings, sources)
+        admission = schedule.Admission(slots=min(cores, len(by_model)), budget=schedule.memory_budget(), cores=cores)
+    else:
+        estimates = {model: schedule.Estimate() for model in by_model}
+        admission = schedule.Admission(slots=int(jobs), budget=None, cores=cores)
+    waiting = schedule.order([schedule.Job(model, estimates[model].peak_bytes) for model in by_model], admission)
     context = multiprocessing.get_context("spawn")  # torch is not fork-safe once its pools exist
     events = context.Manager().Queue()
 
@@ -269,26 +319,42 @@ def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int, on_star
                 if kind == "start" and on_start:
                     on_start(cell)
                 elif kind == "done":
-                    finish(cell, result)
+                    finish(cell, _with_estimate(result, estimates[cell.model], jobs))
         except queue.Empty:
             pass
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init,
-                             initargs=(threads, events)) as pool:
-        futures = {pool.submit(_run_model_cells, model_cells, settings): model_cells
-                   for model_cells in by_model.values()}
+    with ProcessPoolExecutor(max_workers=admission.slots, mp_context=context, initializer=_worker_init,
+                             initargs=(events,)) as pool:
+        futures = {}
+
+        def submit() -> None:
+            for job in schedule.next_jobs(waiting, admission):
+                future = pool.submit(_run_model_cells, by_model[job.key], settings, admission.threads(job))
+                futures[future] = job.key
+
+        submit()
         while futures:
             drain(timeout=0.2)
             for future in [f for f in futures if f.done()]:
-                model_cells = futures.pop(future)
+                model = futures.pop(future)
                 drain(timeout=0)
                 try:
                     returned = future.result()
                 except Exception as exc:  # the worker died (out of memory, a native crash)
-                    returned = [_crashed(cell, exc) for cell in model_cells]
-                for cell, result in zip(model_cells, returned):
-                    finish(cell, result)  # no-op for cells already reported through the queue
+                    returned = [_crashed(cell, exc) for cell in by_model[model]]
+                for cell, result in zip(by_model[model], returned):
+                    finish(cell, _with_estimate(result, estimates[model], jobs))  # no-op if already reported
+                admission.finish(model)
+            submit()
         drain(timeout=0)
+
+
+def _with_estimate(result: dict, estimate, jobs) -> dict:
+    """A scheduled run's cells carry the memory estimate their job was admitted with."""
+    if jobs == "auto":
+        peak = estimate.peak_bytes
+        result["memory_estimate_mb"] = round(peak / 2**20) if peak is not None else None
+    return result
 
 
 def _crashed(cell: Cell, exc: Exception) -> dict:

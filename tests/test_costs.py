@@ -2,6 +2,7 @@
 worked out by hand below; and the reference's FLOP count on a layer whose FLOPs are known."""
 
 import json
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -67,6 +68,15 @@ def test_cost_table_totals_top_cells_and_ratio(cells):
     assert table["floor"]["ratio"] == pytest.approx(20.0)  # 98 s / 4.9 s
 
 
+def test_the_table_compares_memory_estimates_with_peaks(cells):
+    assert costs.cost_table(cells, {})["memory_estimates"] is None  # not a -j auto run
+    cells[2]["memory_estimate_mb"], cells[3]["memory_estimate_mb"] = 1000, 1000  # peaks 900 and 1500
+    check = costs.cost_table(cells, {})["memory_estimates"]
+    assert check == {"cells": 2, "largest_peak_to_estimate": 1.5, "cell": "net int8/tensorrt-rtx",
+                     "peak_rss_mb": 1500, "memory_estimate_mb": 1000}
+    assert "peak at most 1.5x the estimate" in costs.markdown(costs.cost_table(cells, {"seconds": 1.0}))
+
+
 def test_a_warm_run_has_no_cost_and_says_so(cells):
     warm = [{**c, "cached": True} for c in cells]
     table = costs.cost_table(warm, {"seconds": 1.0})
@@ -119,5 +129,6 @@ def test_peak_rss_sees_memory_allocated_inside_the_block():
     before = rss_bytes()
     with PeakRss(interval=0.01) as memory:
         block = np.ones(256 * 2**20 // 8)  # 256 MB, every page written
+        time.sleep(0.2)  # several sampling intervals, even when the sampler thread waits for a busy core
         del block
     assert memory.peak - before >= 200 * 2**20

@@ -65,9 +65,10 @@ def test_verify_runs_onnxruntime_and_engine_cells_and_writes_every_report(tmp_pa
 @pytest.mark.xdist_group("verify-matrix")
 def test_workers_give_the_same_results_as_one_process():
     args = ["verify", "lenet5", "resnet18", "--precision", "fp32,fp16,int8", "--reduced-size", "--json", "--no-cache"]
-    one, two = _cli(*args), _cli(*args, "-j", "2")
-    assert one.exit_code == two.exit_code == 0, two.output
-    assert _figures(_cells(one)) == _figures(_cells(two))
+    one, two, auto = _cli(*args), _cli(*args, "-j", "2"), _cli(*args, "-j", "auto")
+    assert one.exit_code == two.exit_code == auto.exit_code == 0, auto.output
+    assert _figures(_cells(one)) == _figures(_cells(two)) == _figures(_cells(auto))
+    assert all(c["memory_estimate_mb"] > 0 for c in _cells(auto))  # what each job was admitted with
 
 
 def test_cache_hits_when_unchanged_and_reruns_only_the_changed_model(tmp_path, monkeypatch):
@@ -152,6 +153,7 @@ def test_verify_usage_errors(tmp_path):
         (["verify", "resnet18", "--shard", "3/2"], "--shard"),
         (["verify", "resnet18", "--shard", "x"], "--shard"),
         (["verify", "resnet18", "-j", "0"], "--jobs"),
+        (["verify", "resnet18", "-j", "many"], "--jobs"),
         (["verify", "resnet18", "--input-shape", "1,3,64,64"], "package.module:callable"),
         (["verify", "torchvision.models:nothing_here", "--input-shape", "1,3,64,64"], "has no attribute"),
         (["verify", "os:getcwd", "--input-shape", "1,3,64,64"], "not a torch.nn.Module"),
