@@ -20,7 +20,7 @@ from . import atomic
 TOOLCHAIN = ("torch", "torchvision", "onnx", "onnxruntime", "onnxslim", "onnxsim", "onnxconverter-common",
              "numpy", "tensorrt-rtx", "tensorrt")
 # netexport's own code that produces a cell's result (reports and the CLI do not change results).
-_PIPELINE_CODE = ("pipeline", "backends", "data.py", "recipes.py", "sources.py", "weights.py", "gate.py")
+_PIPELINE_CODE = ("pipeline", "backends", "data.py", "numerics.py", "recipes.py", "sources.py", "weights.py", "gate.py")
 CACHEABLE = ("pass", "fail", "xfail", "built", "skip")
 
 

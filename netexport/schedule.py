@@ -18,13 +18,14 @@ MEMORY_CAP = 20 * 2**30  # never more resident than this, whatever the machine h
 AVAILABLE_SHARE = 0.9  # of MemAvailable at the start of the run; the rest is the system's
 
 # Peak RSS of a job ~ BASE + WEIGHT_FACTOR x weights + ACTIVATION_FACTOR x activations. The base
-# is a worker with torch, ONNX and ONNX Runtime loaded. Activations are every layer output at
-# once: histogram calibration makes ONNX Runtime return each quantized tensor of a sample, on top
-# of its own buffers. Weights are held by the model, its FP32/FP16/INT8 graphs and their sessions.
-# Fitted on measured cells (README, "Memory-aware scheduling"); each report lists estimate and peak.
-BASE_BYTES = 1200 * 2**20
-WEIGHT_FACTOR = 4.0
-ACTIVATION_FACTOR = 2.0
+# is a worker with torch, ONNX Runtime and TensorRT-RTX loaded after a few models. Activations are
+# every layer output at once: histogram calibration makes ONNX Runtime return each quantized tensor
+# of a sample, on top of its own buffers. Weights are held by the model, its FP32/FP16/INT8 graphs
+# and their sessions. Fitted on the 26 lightweight and attention models at canonical size (Dec 7:
+# every model's peak at most 0.98x its estimate); each -j auto report lists estimate and peak.
+BASE_BYTES = 2800 * 2**20
+WEIGHT_FACTOR = 6.0
+ACTIVATION_FACTOR = 3.0
 
 
 @dataclass(frozen=True)

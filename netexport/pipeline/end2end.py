@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..numerics import fixed_threads
 from ..recipes import End2EndSpec as NmsSettings  # K (also the per-class NMS cap), score and IoU thresholds
 from ..recipes import Recipe
 
@@ -79,7 +80,7 @@ def realistic_threshold(model: nn.Module, samples: list[torch.Tensor], settings:
     counts = [int(reference_detections(model, x, settings)["num_dets"].min()) for x in samples]
     if all(0 < c < settings.max_detections for c in counts):
         return settings.score_threshold, ""
-    with torch.no_grad():
+    with torch.no_grad(), fixed_threads():
         scores = model.decode(model(samples[0]), tuple(samples[0].shape[-2:]))["scores"][0]
     best = scores.max(dim=1).values.sort(descending=True).values
     rank = min(int(settings.max_detections * RANDOM_INIT_TARGET), best.numel() - 1)
@@ -91,7 +92,7 @@ def realistic_threshold(model: nn.Module, samples: list[torch.Tensor], settings:
 
 def reference_detections(model: nn.Module, x: torch.Tensor, settings: NmsSettings) -> dict[str, torch.Tensor]:
     """Decode + torchvision batched NMS per image, top-K by score, padded: the PyTorch reference."""
-    with torch.no_grad():
+    with torch.no_grad(), fixed_threads():
         candidates = model.decode(model(x), tuple(x.shape[-2:]))
     return _select_eager(candidates, settings)
 

@@ -12,8 +12,10 @@ from ..recipes import Recipe
 def torch_outputs(model, recipe: Recipe, sample: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     import torch
 
+    from ..numerics import fixed_threads
+
     args = [torch.from_numpy(np.ascontiguousarray(sample[spec.name])) for spec in recipe.inputs]
-    with torch.no_grad():
+    with torch.no_grad(), fixed_threads():
         out = model(*args)
     outs = out if isinstance(out, (tuple, list)) else (out,)
     if len(outs) != len(recipe.outputs):

@@ -41,6 +41,7 @@ def create_model(name: str, weights: str | Path | None = None, seed: int = 0,
     """
     import torch
 
+    from ..numerics import fixed_threads
     from ..recipes import get_recipe
 
     from . import init_cache
@@ -57,14 +58,15 @@ def create_model(name: str, weights: str | Path | None = None, seed: int = 0,
     kept = init_cache.entry_path(name, recipe, seed, input_shapes, kwargs)
     if kept is not None and init_cache.load(kept, model):
         return model.eval()
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
-        warm_up_batch_norm(model, recipe, seed, input_shapes)
-    else:
-        scale_to_unit_variance(model, recipe, seed, input_shapes)
-    if hasattr(model, "place_random_head"):
-        model.eval()
-        with torch.no_grad():
-            model.place_random_head(_warm_up_batch(recipe, seed, input_shapes))
+    with fixed_threads():  # the initialised state must not depend on the caller's thread count
+        if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            warm_up_batch_norm(model, recipe, seed, input_shapes)
+        else:
+            scale_to_unit_variance(model, recipe, seed, input_shapes)
+        if hasattr(model, "place_random_head"):
+            model.eval()
+            with torch.no_grad():
+                model.place_random_head(_warm_up_batch(recipe, seed, input_shapes))
     model.eval()
     if kept is not None:
         init_cache.store(kept, model)

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 ENV = "NETEXPORT_INIT_CACHE_DIR"
-_CODE = ("zoo", "data.py")  # what builds and warms up a zoo model (recipes enter by their content)
+_CODE = ("zoo", "data.py", "numerics.py")  # what builds and warms up a zoo model (recipes enter by their content)
 
 
 def directory() -> Path | None:
