@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import BackendUnavailable, InputError
+from .numerics import torch_threads
 from .sources import ModelSource, UserOptions
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt-rtx", "tensorrt")
@@ -212,19 +213,6 @@ def measure(run: Callable[[], object], warmup: int, iterations: int, min_seconds
         times.append(time.perf_counter() - t0)
     ms = np.asarray(times) * 1000
     return Timing(round(float(np.percentile(ms, 50)), 4), round(float(np.percentile(ms, 90)), 4), len(times))
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Set torch's intra-op threads for the benchmark and restore them afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def time_torch(source: ModelSource, shapes: dict, sample: dict, request: BenchRequest) -> Timing:

@@ -15,12 +15,18 @@ TORCH_THREADS = 1
 
 
 @contextmanager
-def fixed_threads():
+def torch_threads(threads: int | None):
+    """PyTorch's intra-op thread count set to `threads` (None: left as it is) inside the block."""
     import torch
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(TORCH_THREADS)
+    if threads:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def fixed_threads():
+    return torch_threads(TORCH_THREADS)

@@ -84,12 +84,10 @@ def train_lenet5(x_train, y_train, epochs: int = EPOCHS, seed: int = 0, batch_si
     """
     import torch
 
+    from ..numerics import torch_threads
     from ..zoo import create_model
 
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         model = create_model(MODEL, seed=seed)
         x = torch.from_numpy(np.asarray(x_train, dtype=np.float32))
         y = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
@@ -108,8 +106,6 @@ def train_lenet5(x_train, y_train, epochs: int = EPOCHS, seed: int = 0, batch_si
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-    finally:
-        torch.set_num_threads(previous)
     return model.eval()
 
 
