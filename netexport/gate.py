@@ -190,10 +190,12 @@ def _worker_init(events) -> None:
     _events = events
 
 
-def _run_model_cells(cells: list[Cell], settings: RunSettings, threads: int) -> list[dict]:
+def _run_model_cells(cells: list[Cell], settings: RunSettings, threads: int,
+                     estimate_mb: int | None = None) -> list[dict]:
     """A worker's job: one model's cells, back to back, so the model and its FP32 graph are built
-    once (pipeline.reuse) instead of once per cell. Afterwards the worker gives its memory back, so
-    the next job starts from a worker's base size, as the scheduler assumes."""
+    once (pipeline.reuse) instead of once per cell. Each result carries the memory estimate the job
+    was admitted with (-j auto). Afterwards the worker gives its memory back, so the next job starts
+    from a worker's base size, as the scheduler assumes."""
     import torch
 
     from .pipeline import reuse
@@ -204,6 +206,8 @@ def _run_model_cells(cells: list[Cell], settings: RunSettings, threads: int) -> 
         for cell in cells:
             _events.put(("start", cell, None))
             result = run_cell(cell, settings, sources)
+            if estimate_mb is not None:
+                result["memory_estimate_mb"] = estimate_mb
             _events.put(("done", cell, result))
             results.append(result)
     finally:
@@ -319,7 +323,7 @@ def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int | str, o
                 if kind == "start" and on_start:
                     on_start(cell)
                 elif kind == "done":
-                    finish(cell, _with_estimate(result, estimates[cell.model], jobs))
+                    finish(cell, result)
         except queue.Empty:
             pass
 
@@ -329,7 +333,8 @@ def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int | str, o
 
         def submit() -> None:
             for job in schedule.next_jobs(waiting, admission):
-                future = pool.submit(_run_model_cells, by_model[job.key], settings, admission.threads(job))
+                estimate_mb = round(job.peak_bytes / 2**20) if job.peak_bytes is not None else None
+                future = pool.submit(_run_model_cells, by_model[job.key], settings, admission.threads(job), estimate_mb)
                 futures[future] = job.key
 
         submit()
@@ -343,18 +348,10 @@ def _run_parallel(pending: list[Cell], settings: RunSettings, jobs: int | str, o
                 except Exception as exc:  # the worker died (out of memory, a native crash)
                     returned = [_crashed(cell, exc) for cell in by_model[model]]
                 for cell, result in zip(by_model[model], returned):
-                    finish(cell, _with_estimate(result, estimates[model], jobs))  # no-op if already reported
+                    finish(cell, result)  # no-op for cells already reported through the queue
                 admission.finish(model)
             submit()
         drain(timeout=0)
-
-
-def _with_estimate(result: dict, estimate, jobs) -> dict:
-    """A scheduled run's cells carry the memory estimate their job was admitted with."""
-    if jobs == "auto":
-        peak = estimate.peak_bytes
-        result["memory_estimate_mb"] = round(peak / 2**20) if peak is not None else None
-    return result
 
 
 def _crashed(cell: Cell, exc: Exception) -> dict:

@@ -125,8 +125,8 @@ class Admission:
 
 
 def order(jobs: list[Job], admission: Admission) -> list[Job]:
-    """Jobs that run alone first (unknown ones first of all), then the rest by estimated memory, largest first: big jobs
-    neither wait behind the small ones nor leave a long serial tail at the end."""
+    """Jobs that run alone first (unknown ones first of all), then the rest by estimated memory,
+    largest first: big jobs neither wait behind the small ones nor leave a long serial tail."""
     if admission.budget is None:
         return list(jobs)
     return sorted(jobs, key=lambda j: (not admission.alone(j), j.peak_bytes is not None, -(j.peak_bytes or 0)))
